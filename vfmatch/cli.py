@@ -1,0 +1,49 @@
+"""The ``vfmatch`` command line.
+
+Subcommands (each lives beside the code it runs; this file only wires them)::
+
+    vfmatch population --identities N --seed S --out DIR   # simulate and export
+    vfmatch run [--identities N] [--subset gender=female] ...  # the main job
+
+``vfmatch <subcommand> --help`` lists every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help). Each module defines
+# ``add_arguments(parser)`` and ``main(args) -> int``.
+SUBCOMMANDS = {
+    "population": ("vfmatch.io", "simulate a population and write it as WAV/PNG files with metadata.csv"),
+    "run": ("vfmatch.pipeline", "the main job: train extractors and the matcher, evaluate, write a report"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vfmatch", description="Voice-face matching through metaproperties.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"vfmatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        # Bad input: a clear message, no traceback.
+        print(f"vfmatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
