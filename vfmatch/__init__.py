@@ -37,6 +37,7 @@ _EXPORTS = {
     "register_metaproperty": "metaproperties",
     "get_metaproperty": "metaproperties",
     "list_metaproperties": "metaproperties",
+    "reconstruct_face": "fusion",
     "quick_mode": "config",
     "default_device": "config",
 }
