@@ -38,6 +38,11 @@ _EXPORTS = {
     "get_metaproperty": "metaproperties",
     "list_metaproperties": "metaproperties",
     "reconstruct_face": "fusion",
+    "evaluate_similarity": "evaluation",
+    "percentile_recall": "evaluation",
+    "degrade": "robustness",
+    "robustness_sweep": "robustness",
+    "available_codecs": "robustness",
     "quick_mode": "config",
     "default_device": "config",
 }
