@@ -1,0 +1,258 @@
+"""Calculators, metaproperty extractors and extractor sets: fit, probabilities, saving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from vfmatch.extractors import (
+    CALCULATORS,
+    ExtractorSet,
+    KNNCalculator,
+    LabelMapCalculator,
+    LogisticCalculator,
+    MetapropertyExtractor,
+    MLPCalculator,
+    SVMCalculator,
+    ViTCalculator,
+    create_calculator,
+    label_mapping,
+    population_features,
+)
+from vfmatch.encoders import create_voice_encoder
+
+
+def blobs(n_per=30, n_classes=3, dim=5, seed=0, spread=0.6):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3, size=(n_classes, dim))
+    X = np.concatenate([c + spread * rng.normal(size=(n_per, dim)) for c in centres])
+    y = np.repeat(np.arange(n_classes), n_per)
+    return X, y
+
+
+def roundtrip(calc):
+    arrays, meta = calc.state()
+    json.dumps(meta)  # JSON-able
+    assert all(isinstance(v, np.ndarray) for v in arrays.values())
+    return create_calculator(calc.name, **calc.get_params()).load_state(arrays, meta)
+
+
+# ---------------------------------------------------------------------- calculators
+@pytest.mark.parametrize("name", ["logistic", "svm", "knn", "mlp"])
+def test_vector_calculators(name):
+    X, y = blobs()
+    y_full = np.array([0, 2, 4])[y]  # values 1 and 3 never appear in training
+    calc = create_calculator(name, **({"epochs": 100} if name == "mlp" else {}))
+    assert not any(k.endswith("_") for k in vars(calc))  # nothing fitted in __init__
+    calc.fit(X, y_full, n_values=5, groups=np.arange(len(y)) // 3)
+    p = calc.predict_proba(X)
+    assert p.shape == (len(X), 5)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    assert np.all(p[:, [1, 3]] <= calc.smoothing / 5 + 1e-12)  # unseen values get only the smoothing mass
+    assert (p.argmax(axis=1) == y_full).mean() > 0.9
+    np.testing.assert_allclose(roundtrip(calc).predict_proba(X), p, atol=1e-6)
+
+
+def test_pca_option_and_nan_features():
+    X, y = blobs(dim=20)
+    X[::7, 3] = np.nan  # unmeasured statistics are imputed with the training mean
+    calc = LogisticCalculator(pca=4).fit(X, y)
+    assert calc.components_.shape == (4, 20)
+    p = calc.predict_proba(X)
+    assert np.isfinite(p).all() and (p.argmax(1) == y).mean() > 0.9
+    np.testing.assert_allclose(roundtrip(calc).predict_proba(X), p)
+
+
+def test_calculator_errors():
+    X, y = blobs()
+    with pytest.raises(RuntimeError, match="not fitted"):
+        LogisticCalculator().predict_proba(X)
+    with pytest.raises(ValueError, match="labels"):
+        LogisticCalculator().fit(X, y, n_values=2)
+    with pytest.raises(ValueError, match="inputs but"):
+        LogisticCalculator().fit(X[:5], y)
+    calc = LogisticCalculator().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        calc.predict_proba(X[:, :2])
+    with pytest.raises(ValueError, match="inf"):
+        calc.predict_proba(np.full_like(X, np.inf))
+    with pytest.raises(KeyError, match="unknown calculator"):
+        create_calculator("forest")
+
+
+def test_single_class_training_gives_that_class():
+    X, _ = blobs()
+    p = SVMCalculator().fit(X, np.full(len(X), 2), n_values=4).predict_proba(X[:3])
+    assert np.all(p.argmax(axis=1) == 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+
+
+def spectrograms(n=24, seed=0):
+    """Two classes: class 1 has a loud band in the upper Mel bands. Lengths vary."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for i in range(n):
+        s = rng.normal(size=(16, int(rng.integers(20, 60)))).astype(np.float32)
+        if i % 2:
+            s[10:14] += 3.0
+        X.append(s)
+        y.append(i % 2)
+    return X, np.array(y)
+
+
+def test_vit_on_spectrograms_learns_and_attends():
+    X, y = spectrograms()
+    vit = ViTCalculator(patch_size=(4, 8), window=32, embed_dim=16, depth=1, num_heads=2, epochs=25, batch_size=8, lr=5e-3)
+    vit.fit(X, y, n_values=2)
+    assert vit.net_.patch_embed.proj.in_channels == 1 and tuple(vit.img_size_) == (16, 32)  # one channel, non-square
+    p = vit.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    assert (p.argmax(1) == y).mean() > 0.8
+    att = vit.attention_rollout(X[1])
+    assert att.shape == X[1].shape and np.all(att >= 0)
+    np.testing.assert_allclose(roundtrip(vit).predict_proba(X), p, atol=1e-5)
+    with pytest.raises(ValueError, match="spectrogram"):
+        vit.predict_proba([np.zeros((8, 40), np.float32)])  # wrong number of Mel bands
+
+
+def test_vit_on_images():
+    rng = np.random.default_rng(0)
+    X = rng.random((16, 3, 16, 16)).astype(np.float32)
+    y = np.arange(16) % 2
+    X[y == 1, 0] += 0.8  # class 1 is redder
+    vit = ViTCalculator(patch_size=4, embed_dim=16, depth=1, num_heads=2, epochs=15, batch_size=8, lr=5e-3).fit(X, y)
+    assert vit.mode_ == "image" and vit.attention_rollout(X[0]).shape == (16, 16)
+    assert (vit.predict_proba(X).argmax(1) == y).mean() > 0.8
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        ViTCalculator(patch_size=5, epochs=1).fit(X, y)
+
+
+def test_label_map_calculator():
+    assert label_mapping(["male", "F"], "gender") == [0, 1]
+    assert label_mapping(["10-19", "20-29", "70+"], "age") == [0, 2, 8]  # read at 14.5, 24.5 and 70 years
+    with pytest.raises(ValueError, match="cannot map"):
+        label_mapping(["cat", "dog"], "gender")
+    calc = LabelMapCalculator(mapping=[1, 0, 1]).fit(np.full((1, 3), 1 / 3), n_values=2)
+    p = calc.predict_proba(np.array([[0.2, 0.5, 0.3]]))
+    np.testing.assert_allclose(p, [[0.5, 0.5]], atol=1e-3)
+    np.testing.assert_allclose(roundtrip(calc).predict_proba(np.array([[0.2, 0.5, 0.3]])), p)
+
+
+def test_registry_names():
+    assert set(CALCULATORS) == {"logistic", "svm", "knn", "mlp", "vit", "labels"}
+    assert isinstance(create_calculator("knn", n_neighbors=3), KNNCalculator)
+    assert isinstance(create_calculator("mlp"), MLPCalculator)
+
+
+# ------------------------------------------------------------------------ extractors
+def test_extractor_sklearn_conventions():
+    ex = MetapropertyExtractor("age", "face", encoder="thumbnail", calculator="logistic", calculator_kwargs={"C": 0.1})
+    assert ex.get_params()["metaproperty"] == "age"
+    assert clone(ex).get_params() == ex.get_params()
+    assert not any(k.endswith("_") and not k.startswith("__") for k in vars(ex))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ex.predict_proba(np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_extractor_on_a_population(tiny_population, tmp_path):
+    ex = MetapropertyExtractor("gender", "voice", encoder="f0-formants", calculator="logistic").fit(tiny_population)
+    p = ex.predict_proba(tiny_population)
+    assert p.shape == (tiny_population.voices.num_rows, 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    assert set(ex.predict(tiny_population)) <= {"male", "female"}
+    loaded = MetapropertyExtractor.load(ex.save(tmp_path / "ex"))
+    np.testing.assert_allclose(loaded.predict_proba(tiny_population), p)
+    assert not list((tmp_path / "ex").glob("*.pkl"))
+    # Raw clips give the same answer as the population's rows.
+    np.testing.assert_allclose(ex.predict_proba(tiny_population.audios([0, 1])), p[:2], atol=1e-6)
+
+
+def test_face_extractor_with_raw_images_and_landmarks(tiny_population):
+    imgs = tiny_population.images()
+    lm = np.asarray(tiny_population.faces["landmarks"], dtype=np.float32)
+    y = tiny_population.identities.set_index("speaker_id").loc[tiny_population.face_speakers, "skin_tone"].to_numpy()
+    ex = MetapropertyExtractor("skin_tone", "face", encoder="ita", calculator="logistic").fit(imgs, y, landmarks=lm)
+    p = ex.predict_proba(imgs[:3], landmarks=lm[:3])
+    assert p.shape == (3, 6)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+
+
+@pytest.mark.parametrize(
+    "modality, bad, message",
+    [
+        ("voice", [], "no clips"),
+        ("voice", [np.zeros(16000, np.float32)], "silent"),
+        ("voice", [np.full(16000, np.nan, np.float32)], "NaN"),
+        ("voice", [np.ones((2, 16000), np.float32)], "mono"),
+        ("face", np.zeros((0, 64, 64, 3), np.uint8), "empty"),
+        ("face", np.full((1, 64, 64, 3), 9, np.uint8), "blank"),
+        ("face", np.full((1, 64, 64, 3), np.nan, np.float32), "NaN"),
+        ("face", np.zeros((1, 64, 64), np.uint8), "RGB"),
+    ],
+)
+def test_extractors_reject_bad_input(tiny_population, modality, bad, message):
+    enc = "logmel-stats" if modality == "voice" else "thumbnail"
+    ex = MetapropertyExtractor("gender", modality, encoder=enc, calculator="logistic").fit(tiny_population)
+    with pytest.raises(ValueError, match=message):
+        ex.predict_proba(bad)
+
+
+def test_extractor_configuration_errors(tiny_population):
+    with pytest.raises(ValueError, match="takes a matrix"):
+        MetapropertyExtractor("gender", "voice", encoder="logmel-stats", calculator="vit").fit(tiny_population)
+    with pytest.raises(ValueError, match="modality"):
+        MetapropertyExtractor("gender", "smell").fit(tiny_population)
+    with pytest.raises(KeyError, match="unknown metaproperty"):
+        MetapropertyExtractor("shoe_size", "voice").fit(tiny_population)
+    with pytest.raises(ValueError, match="labels are needed"):
+        MetapropertyExtractor("gender", "voice").fit(tiny_population.audios([0]))
+    with pytest.raises(FileNotFoundError):
+        MetapropertyExtractor.load("/no/such/folder")
+
+
+def test_features_are_computed_once(tiny_population, _isolated_cache):
+    enc = create_voice_encoder("logmel-stats", n_mels=24)
+    a = population_features(enc, tiny_population)
+    assert population_features(enc, tiny_population) is a  # in-memory
+    files = list((_isolated_cache / "features").glob("*.npz"))
+    assert files
+    from vfmatch import extractors
+
+    extractors._MEMO.clear()
+    b = population_features(enc, tiny_population)  # from disk
+    np.testing.assert_array_equal(a, b)
+
+
+def test_trainable_encoder_inside_an_extractor(tiny_population, tmp_path):
+    ex = MetapropertyExtractor(
+        "gender", "voice", encoder="speaker-cnn", calculator="knn",
+        encoder_kwargs=dict(embed_dim=8, channels=(4, 8), crop_frames=32, epochs=1), calculator_kwargs={"n_neighbors": 3},
+    ).fit(tiny_population)
+    loaded = MetapropertyExtractor.load(ex.save(tmp_path / "cnn"))
+    assert (tmp_path / "cnn" / "encoder.safetensors").exists()
+    np.testing.assert_allclose(loaded.predict_proba(tiny_population), ex.predict_proba(tiny_population), atol=1e-5)
+
+
+# --------------------------------------------------------------------- extractor sets
+@pytest.mark.slow
+def test_quick_extractor_set_end_to_end(tiny_population, tmp_path):
+    s = ExtractorSet(quick=True, progress=False)
+    assert len(s.extractors) == 16
+    assert {ex.calculator for ex in s.extractors if ex.metaproperty == "skin_tone"} == {"vit"}
+    s.fit(tiny_population)
+    # Extractors with the same encoder share one instance (its features are computed once).
+    voice_vec = {id(ex.encoder_) for ex in s.extractors if ex.modality == "voice" and ex.calculator != "vit"}
+    assert len(voice_vec) == 1
+    voices, faces = s.transform_voices(tiny_population), s.transform_faces(tiny_population)
+    assert list(voices) == list(faces) == s.metaproperties
+    for name, p in voices.items():
+        assert p.shape[0] == tiny_population.voices.num_rows
+        np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-6)
+    loaded = ExtractorSet.load(s.save(tmp_path / "set"), progress=False)
+    for name, p in loaded.transform_faces(tiny_population).items():
+        np.testing.assert_allclose(p, faces[name], atol=1e-5)
+    report = s.quality_report(tiny_population, n_boot=50)
+    assert len(report) == 16 and {"balanced_accuracy", "ci_low", "baseline_balanced_accuracy", "ece"} <= set(report.columns)
