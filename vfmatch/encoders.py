@@ -228,6 +228,7 @@ def list_encoders(modality: str | None = None) -> list[str]:
 
 
 def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
+    """A tqdm progress bar over ``iterable`` when ``enabled`` (``tqdm.auto``: a widget in Jupyter)."""
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
@@ -711,7 +712,7 @@ def images_to_tensor(images: np.ndarray, size: int, landmarks: np.ndarray | None
     With landmarks, each face is aligned (:class:`vfmatch.preprocess.AlignFaces`)
     to the ArcFace template shrunk by ``zoom`` towards the centre, so a little
     hair and jaw stay in view; without, the image is resized."""
-    x = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.as_tensor(np.require(images, requirements="W")).permute(0, 3, 1, 2).float() / 255.0  # copy if read-only
     if landmarks is None:
         return nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     from .preprocess import ARCFACE_SIZE, ARCFACE_TEMPLATE, AlignFaces

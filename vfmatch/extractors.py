@@ -893,6 +893,10 @@ def _select(feats, rows: np.ndarray):
 # ---------------------------------------------------------------------------
 
 
+# Encoders draw progress bars only for this many items or more: short work needs none.
+PROGRESS_MIN_ITEMS = 500
+
+
 def _is_population(x) -> bool:
     return hasattr(x, "identities") and hasattr(x, "voices") and hasattr(x, "faces")
 
@@ -965,6 +969,8 @@ class MetapropertyExtractor(BaseEstimator):
                 raise ValueError(f"calculator 'labels' needs an encoder with class names (a classifier checkpoint); {encoder.name!r} has none")
             kwargs["mapping"] = label_mapping(encoder.labels, self.metaproperty)
         calc = create_calculator(self.calculator, **kwargs)
+        if "progress" in calc.get_params() and "progress" not in kwargs:
+            calc.set_params(progress=self.progress)  # epochs of long training get a bar
         if calc.input_kind != encoder.output:
             raise ValueError(
                 f"calculator {self.calculator!r} takes a {calc.input_kind} but encoder {encoder.name!r} gives a {encoder.output}; "
@@ -996,19 +1002,21 @@ class MetapropertyExtractor(BaseEstimator):
                 raise ValueError(f"the population has no ground truth for {mp.name!r} (column {mp.source_column!r})")
             labels = X.labels(mp.name, self.modality)
             groups = X.voice_speakers if self.modality == "voice" else X.face_speakers
+            progress = self.progress and len(labels) >= PROGRESS_MIN_ITEMS
             if encoder.trainable and not encoder.is_fitted:
                 items, lm = _items(X, self.modality)
-                encoder.fit(items, groups, progress=self.progress, **({"landmarks": lm} if self.modality == "face" else {}))
-            feats = population_features(encoder, X, batch_size=self.batch_size, progress=self.progress, cache=self.cache)
+                encoder.fit(items, groups, progress=progress, **({"landmarks": lm} if self.modality == "face" else {}))
+            feats = population_features(encoder, X, batch_size=self.batch_size, progress=progress, cache=self.cache)
         else:
             if y is None:
                 raise ValueError("fit(items, y): labels are needed when X is not a Population")
             labels = mp.encode(np.asarray(y, dtype=object))
+            progress = self.progress and len(labels) >= PROGRESS_MIN_ITEMS
             if encoder.trainable and not encoder.is_fitted:
                 if groups is None:
                     raise ValueError(f"encoder {encoder.name!r} is trainable: pass groups= (the identity of each item)")
-                encoder.fit(X, groups, progress=self.progress, **({"landmarks": landmarks} if self.modality == "face" else {}))
-            feats = encoder.encode(X, batch_size=self.batch_size, progress=self.progress, **({"landmarks": landmarks} if self.modality == "face" else {}))
+                encoder.fit(X, groups, progress=progress, **({"landmarks": landmarks} if self.modality == "face" else {}))
+            feats = encoder.encode(X, batch_size=self.batch_size, progress=progress, **({"landmarks": landmarks} if self.modality == "face" else {}))
         return self._fit_features(encoder, feats, labels, groups, time.perf_counter() - t0)
 
     def _fit_features(self, encoder: Encoder, feats, labels: np.ndarray, groups, seconds_so_far: float = 0.0):
@@ -1033,9 +1041,12 @@ class MetapropertyExtractor(BaseEstimator):
     def _features(self, X, landmarks=None):
         self._check_fitted()
         if _is_population(X):
-            return population_features(self.encoder_, X, batch_size=self.batch_size, progress=self.progress, cache=self.cache)
+            n = X.voices.num_rows if self.modality == "voice" else X.faces.num_rows
+            progress = self.progress and n >= PROGRESS_MIN_ITEMS
+            return population_features(self.encoder_, X, batch_size=self.batch_size, progress=progress, cache=self.cache)
         kw = {"landmarks": landmarks} if self.modality == "face" else {}
-        return self.encoder_.encode(X, batch_size=self.batch_size, progress=self.progress, **kw)
+        progress = self.progress and _n_items(X) >= PROGRESS_MIN_ITEMS
+        return self.encoder_.encode(X, batch_size=self.batch_size, progress=progress, **kw)
 
     def predict_proba(self, X, *, landmarks=None) -> np.ndarray:
         """Distributions over the metaproperty's values, shape (n, n_values), rows summing to 1.
