@@ -16,7 +16,6 @@ import platform
 import time
 
 import numpy as np
-import torch
 
 
 def _time(fn, repeats: int) -> float:
@@ -63,7 +62,9 @@ def main(argv=None) -> int:
     face_batched = _time(lambda: extractors.predict_faces(images, landmarks=landmarks, batch_size=args.batch_size), args.repeats)
     face_single = _time(lambda: [extractors.predict_faces(images[i : i + 1], landmarks=landmarks[i : i + 1]) for i in range(n)], args.repeats)
 
-    print(f"device: {default_device()}, torch threads: {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    from vfmatch.encoders import limit_threads
+
+    print(f"device: {default_device()}, threads per extraction: {limit_threads().n} (VFMATCH_THREADS), {platform.machine()}")
     print(f"population: {args.identities} people; extractor set: {len(extractors.extractors)} extractors (fitted in {fit_s:.1f} s)")
     print(f"items: {n} clips ({seconds_of_audio:.0f} s of audio) and {n} faces; batch size {args.batch_size}; best of {args.repeats}")
     print(f"{'':24s}{'batched':>12s}{'one at a time':>16s}{'ratio':>8s}")

@@ -256,3 +256,53 @@ def test_hub_id_without_network_fails_fast(monkeypatch):
     assert time.perf_counter() - t0 < 10
     with pytest.raises(FileNotFoundError):
         create_voice_encoder("hf:./no/such/folder")
+
+
+# ---------------------------------------------------------- widget logic (chapters 2-3)
+def test_mel_widget_logic():
+    from vfmatch.widgets.encoders import build_mel_widget, mel_figure, mel_resolution, pitch_formant_figure
+
+    res = mel_resolution(n_fft=400, hop_ms=10)
+    assert res["window_ms"] == 25 and res["frames_per_second"] == 100 and res["fft_bin_hz"] == 40
+    assert res["mel_band_hz_high"] > res["mel_band_hz_low"]  # Mel bands widen with frequency
+    with pytest.raises(ValueError):
+        mel_resolution(f_min=9000)
+    wave = clips(1, seconds=0.5)[0]
+    fig = mel_figure(wave, n_mels=32, hop_ms=5)
+    heat = fig.data[1]
+    assert np.asarray(heat.z).shape == (32, 1 + 8000 // 80)
+    with pytest.raises(ValueError, match="silent"):
+        mel_figure(np.zeros(8000, np.float32))
+    with pytest.raises(ValueError, match="longer than the clip"):
+        mel_figure(wave[:500], n_fft=800)
+    assert len(pitch_formant_figure(wave).data) == 4  # F0 and three formants
+    pytest.importorskip("ipywidgets")
+    box = build_mel_widget(wave)
+    assert len(box.children) == 3 and box.children[2].outputs  # the figure is drawn at once
+
+
+def test_embedding_helpers():
+    import pandas as pd
+
+    from vfmatch.widgets.encoders import embedding_figure, embedding_projection, nearest_neighbour_accuracy
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=5, size=(5, 8))
+    X = np.repeat(centres, 4, axis=0) + rng.normal(size=(20, 8))
+    speakers = np.repeat(np.arange(5), 4)
+    assert nearest_neighbour_accuracy(X, speakers) > 0.9
+    assert nearest_neighbour_accuracy(rng.normal(size=(20, 8)), speakers) < 0.6
+    assert embedding_projection(X).shape == (20, 2)
+    with pytest.raises(ValueError, match="method"):
+        embedding_projection(X, "umap")
+    table = pd.DataFrame({"speaker_id": speakers.astype(str), "gender": ["male", "female"] * 10})
+    assert len(embedding_figure(X, table, "gender").data) == 2
+
+
+def test_face_widget_logic():
+    from vfmatch.widgets.encoders import aligned_faces_figure, ita_figure
+
+    imgs, lm = faces(3)
+    assert aligned_faces_figure(imgs, lm, size=16).data
+    fig = ita_figure(imgs[0], lm[0])
+    assert "ITA" in fig.layout.title.text and "forehead" in fig.layout.title.text

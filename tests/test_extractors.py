@@ -256,3 +256,48 @@ def test_quick_extractor_set_end_to_end(tiny_population, tmp_path):
         np.testing.assert_allclose(p, faces[name], atol=1e-5)
     report = s.quality_report(tiny_population, n_boot=50)
     assert len(report) == 16 and {"balanced_accuracy", "ci_low", "baseline_balanced_accuracy", "ece"} <= set(report.columns)
+
+
+# ------------------------------------------------------------ widget logic (chapter 4)
+@pytest.fixture(scope="module")
+def small_set(tiny_population):
+    s = ExtractorSet(metaproperties=["gender", "skin_tone"], quick=True, progress=False)
+    return s.fit(tiny_population)
+
+
+def test_person_distributions(small_set, tiny_population):
+    from vfmatch.widgets.metaproperties import distributions_figure, person_distributions
+
+    sid = tiny_population.speaker_ids[2]
+    table = person_distributions(small_set, tiny_population, sid, clip=1, face=1)
+    assert list(table.columns) == ["metaproperty", "value", "voice", "face", "truth"]
+    assert len(table) == 2 + 6
+    for _, g in table.groupby("metaproperty"):
+        assert g["voice"].sum() == pytest.approx(1) and g["face"].sum() == pytest.approx(1) and g["truth"].sum() == 1
+    # The same numbers as transforming the whole population.
+    rows = np.flatnonzero(tiny_population.voice_speakers == sid)
+    p = small_set.transform_voices(tiny_population)["gender"][rows[1]]
+    np.testing.assert_allclose(table.query("metaproperty == 'gender'")["voice"], p, atol=1e-6)
+    with pytest.raises(IndexError):
+        person_distributions(small_set, tiny_population, sid, clip=9)
+    with pytest.raises(KeyError):
+        person_distributions(small_set, tiny_population, "nobody")
+    fig = distributions_figure(table)
+    assert len(fig.data) == 4 and any("*" in str(x) for x in fig.data[0].x)
+
+
+def test_attention_and_quality_widgets(small_set, tiny_population):
+    from vfmatch.widgets.metaproperties import attention_figure, build_person_widget, quality_table
+
+    voice_vit = small_set.get("skin_tone", "voice")
+    fig = attention_figure(voice_vit, tiny_population.audio(0))
+    assert np.asarray(fig.data[1].z).shape == np.asarray(fig.data[0].z).shape  # one weight per spectrogram cell
+    lm = np.asarray(tiny_population.faces["landmarks"], dtype=np.float32)
+    face_fig = attention_figure(small_set.get("skin_tone", "face"), (tiny_population.image(0), lm[0]))
+    assert np.asarray(face_fig.data[1].z).shape == (64, 64)
+    with pytest.raises(ValueError, match="vit"):
+        attention_figure(small_set.get("gender", "voice"), tiny_population.audio(0))
+    table = quality_table(small_set.quality_report(tiny_population, n_boot=20))
+    assert len(table) == 4 and "confusion" not in table
+    pytest.importorskip("ipywidgets")
+    assert build_person_widget(small_set, tiny_population).children[1].outputs

@@ -27,3 +27,10 @@ def test_constraints_pin_the_tested_torch_stack():
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1" and pins["torchaudio"] == "2.11.0"
     for name in ("timm", "transformers", "datasets", "scikit-learn"):
         assert name in pins
+
+
+def test_every_public_name_resolves():
+    import vfmatch
+
+    for name in vfmatch.__all__:
+        assert getattr(vfmatch, name) is not None, name

@@ -125,6 +125,8 @@ class LogMelSpectrogram(torch.nn.Module):
         super().__init__()
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = int(sample_rate), int(n_fft), int(hop_length), int(n_mels)
         self.f_min, self.f_max, self.top_db = float(f_min), f_max, float(top_db)
+        # center=False: the clip is padded here instead (reflect, as torch.stft does),
+        # so that a clip gives the same frames alone or zero-padded in a batch.
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=self.sample_rate,
             n_fft=self.n_fft,
@@ -135,11 +137,23 @@ class LogMelSpectrogram(torch.nn.Module):
             power=2.0,
             norm="slaney",
             mel_scale="slaney",
+            center=False,
         )
         self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=self.top_db)
 
+    def pad(self, wave: torch.Tensor) -> torch.Tensor:
+        """Reflect ``n_fft // 2`` samples at both ends, so frame ``k`` is centred on sample ``k * hop_length``."""
+        shape = wave.shape
+        flat = wave.reshape(-1, 1, shape[-1])
+        padded = torch.nn.functional.pad(flat, (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        return padded.reshape(*shape[:-1], padded.shape[-1])
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.to_db(self.mel(wave))
+        return self.from_padded(self.pad(wave))
+
+    def from_padded(self, padded: torch.Tensor) -> torch.Tensor:
+        """The spectrogram of waves already passed through :meth:`pad` (and perhaps zero-padded after)."""
+        return self.to_db(self.mel(padded))
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a clip of ``n_samples`` samples."""
@@ -159,10 +173,10 @@ def log_mel_batch(
 ) -> list[np.ndarray]:
     """Log-Mel spectrograms of clips of different lengths, computed in batches.
 
-    Clips are zero-padded to the longest one in their batch, transformed together
-    and cut back to their own number of frames, so each result equals the
-    one-at-a-time spectrogram (except the last frame, whose window reaches into
-    the padding).
+    Each clip is reflect-padded at its ends (:meth:`LogMelSpectrogram.pad`),
+    then zero-padded to the longest one in its batch; all are transformed
+    together and cut back to their own number of frames, so each result equals
+    the one-at-a-time spectrogram.
 
     Returns
     -------
@@ -173,13 +187,13 @@ def log_mel_batch(
     out: list[np.ndarray] = []
     for start in range(0, len(tensors), batch_size):
         chunk = tensors[start : start + batch_size]
-        longest = max(t.numel() for t in chunk)
-        batch = torch.zeros(len(chunk), longest)
-        for row, t in enumerate(chunk):
-            batch[row, : t.numel()] = t
-        # AmplitudeToDB clips at top_db below each item's own peak, so padding
-        # (silence) never changes the unpadded frames.
-        spec = transform(batch)
+        padded = [transform.pad(t) for t in chunk]
+        batch = torch.zeros(len(chunk), max(p.numel() for p in padded))
+        for row, p in enumerate(padded):
+            batch[row, : p.numel()] = p
+        # AmplitudeToDB clips at top_db below each item's own peak, so the zeros
+        # after a clip never change its frames.
+        spec = transform.from_padded(batch)
         out += [spec[row, :, : transform.n_frames(t.numel())].numpy().astype(np.float32) for row, t in enumerate(chunk)]
     return out
 

@@ -81,7 +81,7 @@ __all__ = [
 
 # Part of every cached feature's key: bump it when an encoder's computation changes,
 # so features cached by an older version are not reused.
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5
 
 
 class HubDownloadError(OSError):
@@ -244,15 +244,19 @@ class limit_threads:
     its spinning can make each operation five to ten times slower, so vfmatch
     uses one thread unless told otherwise (``VFMATCH_THREADS=4``)."""
 
+    _controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once
+
     def __init__(self, n: int | None = None):
         self.n = int(n or os.environ.get("VFMATCH_THREADS", 1))
 
     def __enter__(self):
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
 
+        if limit_threads._controller is None:
+            limit_threads._controller = ThreadpoolController()
         self._torch = torch.get_num_threads()
         torch.set_num_threads(self.n)
-        self._blas = threadpool_limits(self.n)
+        self._blas = limit_threads._controller.limit(limits=self.n)
         return self
 
     def __exit__(self, *exc):

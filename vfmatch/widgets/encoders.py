@@ -23,6 +23,7 @@ __all__ = [
     "mel_figure",
     "pitch_formant_figure",
     "build_mel_widget",
+    "show_in",
     "embedding_projection",
     "embedding_figure",
     "nearest_neighbour_accuracy",
@@ -102,6 +103,16 @@ def pitch_formant_figure(wave, *, sample_rate: int = 16000, title: str = "Pitch 
     return fig
 
 
+def show_in(out, fig) -> None:
+    """Replace the content of an ``ipywidgets.Output`` with a figure.
+
+    Sets the widget's outputs directly rather than displaying inside
+    ``with out:``: that capture context sometimes leaves a headless notebook
+    runner (nbclient, the test suite) waiting for ten minutes."""
+    out.outputs = ()
+    out.append_display_data(fig)
+
+
 def build_mel_widget(wave, sample_rate: int = 16000):
     """Sliders for n_mels, n_fft, hop and f_max redrawing :func:`mel_figure`."""
     import ipywidgets as w
@@ -115,12 +126,7 @@ def build_mel_widget(wave, sample_rate: int = 16000):
     }
 
     def redraw(_=None):
-        fig = mel_figure(wave, sample_rate=sample_rate, **{k: c.value for k, c in controls.items()})
-        with out:
-            out.clear_output(wait=True)
-            # The mimetype renderer only: plotly's "notebook" renderer injects
-            # scripts that an Output widget never acknowledges (nbclient then waits).
-            fig.show(renderer="plotly_mimetype")
+        show_in(out, mel_figure(wave, sample_rate=sample_rate, **{k: c.value for k, c in controls.items()}))
 
     for c in controls.values():
         c.observe(redraw, names="value")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..metaproperties import get_metaproperty
+from .encoders import show_in
 
 __all__ = ["person_distributions", "distributions_figure", "build_person_widget", "attention_figure", "quality_table"]
 
@@ -91,11 +92,7 @@ def build_person_widget(extractors, population):
         n_faces = int(np.sum(population.face_speakers == pick.value))
         clip.max, face.max = max(n_clips - 1, 0), max(n_faces - 1, 0)
         table = person_distributions(extractors, population, pick.value, clip=min(clip.value, clip.max), face=min(face.value, face.max))
-        with out:
-            out.clear_output(wait=True)
-            # The mimetype renderer only: plotly's "notebook" renderer injects
-            # scripts that an Output widget never acknowledges (nbclient then waits).
-            distributions_figure(table, title=f"{pick.value}: voice and face distributions (* = true value)").show(renderer="plotly_mimetype")
+        show_in(out, distributions_figure(table, title=f"{pick.value}: voice and face distributions (* = true value)"))
 
     for c in (pick, clip, face):
         c.observe(redraw, names="value")
