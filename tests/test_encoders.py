@@ -306,3 +306,21 @@ def test_face_widget_logic():
     assert aligned_faces_figure(imgs, lm, size=16).data
     fig = ita_figure(imgs[0], lm[0])
     assert "ITA" in fig.layout.title.text and "forehead" in fig.layout.title.text
+
+
+def test_hub_and_timm_models_inside_extractors(tiny_hub, tiny_population, tmp_path):
+    from vfmatch.extractors import MetapropertyExtractor
+
+    # A ready-made (here: tiny, random) audio gender classifier, its classes mapped to the values.
+    ready = MetapropertyExtractor("gender", "voice", encoder=f"hf:{tiny_hub / 'speech-gender'}", calculator="labels").fit(tiny_population)
+    p = ready.predict_proba(tiny_population)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    # Pooled hidden states of a speech model, with a classical calculator on top.
+    pooled = MetapropertyExtractor("age", "voice", encoder=f"hf:{tiny_hub / 'speech'}", calculator="knn").fit(tiny_population)
+    assert pooled.predict_proba(tiny_population).shape == (tiny_population.voices.num_rows, 9)
+    # A timm backbone by name; random weights are saved with the extractor and come back.
+    face = MetapropertyExtractor("gender", "face", encoder="timm:resnet18", encoder_kwargs={"pretrained": False, "img_size": 32},
+                                 calculator="logistic").fit(tiny_population)
+    loaded = MetapropertyExtractor.load(face.save(tmp_path / "timm"))
+    assert (tmp_path / "timm" / "encoder.safetensors").exists()
+    np.testing.assert_allclose(loaded.predict_proba(tiny_population), face.predict_proba(tiny_population), atol=1e-5)
