@@ -17,6 +17,7 @@ import torch
 
 from ..audio import LogMelSpectrogram, formant_track, pitch_track, validate_waveform
 from ..encoders import images_to_tensor, individual_typology_angle, rgb_to_lab, skin_patches, validate_images
+from .display import show_in
 
 __all__ = [
     "mel_resolution",
@@ -101,16 +102,6 @@ def pitch_formant_figure(wave, *, sample_rate: int = 16000, title: str = "Pitch 
         fig.add_scatter(x=t[:n][voiced], y=fm[:n][voiced, k], mode="markers", marker=dict(size=3), name=f"F{k + 1}")
     fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="frequency (Hz)", yaxis_type="log", height=350)
     return fig
-
-
-def show_in(out, fig) -> None:
-    """Replace the content of an ``ipywidgets.Output`` with a figure.
-
-    Sets the widget's outputs directly rather than displaying inside
-    ``with out:``: that capture context sometimes leaves a headless notebook
-    runner (nbclient, the test suite) waiting for ten minutes."""
-    out.outputs = ()
-    out.append_display_data(fig)
 
 
 def build_mel_widget(wave, sample_rate: int = 16000):

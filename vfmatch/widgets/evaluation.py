@@ -22,6 +22,7 @@ import pandas as pd
 from ..evaluation import PercentileRecall, as_scorer, equal_error_rate, percentile_recall, roc_curve
 from ..protocols import sample_lists, speaker_codes
 from ..robustness import CODECS, DEFAULT_SNR_BANDS, degrade, snr_label
+from .display import show_in
 
 __all__ = [
     "recall_at_k",
@@ -79,7 +80,6 @@ def build_recall_widget(scorer, voice_speakers, face_speakers, *, ranks: Percent
                         max_gallery: int = 10_000, n_lists: int = 1000, seed: int = 0):
     """Sliders for the gallery size N' and k; shows :func:`recall_at_k`."""
     import ipywidgets as w
-    from IPython.display import display
 
     if ranks is None:
         ranks = percentile_recall(scorer, voice_speakers, face_speakers, ties="half", seed=seed)
@@ -90,12 +90,10 @@ def build_recall_widget(scorer, voice_speakers, face_speakers, *, ranks: Percent
     def show(_=None):
         k.max = size.value
         r = recall_at_k(scorer, voice_speakers, face_speakers, size.value, k.value, ranks=ranks, n_lists=n_lists, seed=seed)
-        out.clear_output()
-        with out:
-            display(pd.DataFrame({
-                "P(true face in top k)": ["from the rank CDF (paper 001)", "measured in 1:N' galleries", "chance k/N'"],
-                "value": [r["approximation"], r["direct"] if r["direct"] is not None else "too few identities", r["chance"]],
-            }))
+        show_in(out, pd.DataFrame({
+            "P(true face in top k)": ["from the rank CDF (paper 001)", "measured in 1:N' galleries", "chance k/N'"],
+            "value": [r["approximation"], r["direct"] if r["direct"] is not None else "too few identities", r["chance"]],
+        }))
 
     size.observe(show, "value")
     k.observe(show, "value")
@@ -253,7 +251,7 @@ def build_listen_widget(wave, sr: int = 16_000, *, codecs: Sequence[str] | None 
                         snr_bands: Sequence = (None,) + DEFAULT_SNR_BANDS, seed: int = 0):
     """Two dropdowns (codec, noise) and a player for the degraded clip."""
     import ipywidgets as w
-    from IPython.display import Audio, display
+    from IPython.display import Audio
 
     codecs = list(CODECS) if codecs is None else list(codecs)
     codec = w.Dropdown(options=[("none", None)] + [(CODECS[c].label, c) for c in codecs], description="codec")
@@ -261,9 +259,7 @@ def build_listen_widget(wave, sr: int = 16_000, *, codecs: Sequence[str] | None 
     out = w.Output()
 
     def play(_=None):
-        out.clear_output()
-        with out:
-            display(Audio(degrade(wave, sr, codec=codec.value, snr_db=noise.value, seed=seed), rate=16_000))
+        show_in(out, Audio(degrade(wave, sr, codec=codec.value, snr_db=noise.value, seed=seed), rate=16_000))
 
     codec.observe(play, "value")
     noise.observe(play, "value")

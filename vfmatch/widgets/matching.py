@@ -26,6 +26,7 @@ from ..difficulty import categorize, category_counts, compare_strategies, confid
 from ..distances import list_distances
 from ..matcher import CLASSIFIERS, MetapropertyMatcher
 from ..report import distributions_figure, explanation_figure
+from .display import show_in
 
 __all__ = [
     "DISTANCE_CHOICES",
@@ -134,7 +135,6 @@ def build_distances_widget(data):
     """One distance dropdown per metaproperty (and one to set them all), the
     classifier, and the oracle switch; redraws the weights and held-out figures."""
     import ipywidgets as W
-    from IPython.display import display
 
     every = W.Dropdown(options=DISTANCE_CHOICES, value="auto", description="all")
     per = {n: W.Dropdown(options=DISTANCE_CHOICES, value="auto", description=n, style={"description_width": "110px"})
@@ -148,9 +148,7 @@ def build_distances_widget(data):
         if state["busy"]:
             return
         choice = {n: d.value for n, d in per.items()}
-        with out:
-            out.clear_output(wait=True)
-            display(weights_accuracy_figure(fit_and_score(data, choice, clf.value, oracle=oracle.value)))
+        show_in(out, weights_accuracy_figure(fit_and_score(data, choice, clf.value, oracle=oracle.value)))
 
     def set_all(change):
         state["busy"] = True
@@ -214,7 +212,6 @@ def retraining_comparison(data, matcher: MetapropertyMatcher, eps_strong: float,
 def build_difficulty_widget(data, matcher: MetapropertyMatcher):
     """Two sliders (eps_weak, eps_strong) update the counts; a button retrains and compares."""
     import ipywidgets as W
-    from IPython.display import display
 
     weak = W.FloatSlider(value=0.6, min=0.5, max=1.0, step=0.01, description="eps_weak")
     strong = W.FloatSlider(value=0.75, min=0.5, max=1.0, step=0.01, description="eps_strong")
@@ -225,14 +222,10 @@ def build_difficulty_widget(data, matcher: MetapropertyMatcher):
         if weak.value > strong.value:
             weak.value = strong.value
             return
-        with out:
-            out.clear_output(wait=True)
-            display(confidence_figure(difficulty_summary(data, matcher, strong.value, weak.value), strong.value, weak.value))
+        show_in(out, confidence_figure(difficulty_summary(data, matcher, strong.value, weak.value), strong.value, weak.value))
 
     def retrain(*_):
-        with table:
-            table.clear_output(wait=True)
-            display(retraining_comparison(data, matcher, strong.value, weak.value).round(4))
+        show_in(table, retraining_comparison(data, matcher, strong.value, weak.value).round(4))
 
     weak.observe(redraw, names="value")
     strong.observe(redraw, names="value")
@@ -309,7 +302,6 @@ def explain_pair(data, matcher: MetapropertyMatcher, voice_index: int, face_inde
 def build_gallery_widget(data, matcher: MetapropertyMatcher, top_k: int = 8, role: str = "test"):
     """Pick a voice: its ranked gallery; pick a rank: the explanation of that face's place."""
     import ipywidgets as W
-    from IPython.display import display
 
     n_voices = len(next(iter(data.tables(role)[0].values())))
     voice = W.IntSlider(value=0, min=0, max=n_voices - 1, description="voice")
@@ -319,19 +311,13 @@ def build_gallery_widget(data, matcher: MetapropertyMatcher, top_k: int = 8, rol
 
     def show_gallery(*_):
         state["ranking"] = ranked_gallery(data, matcher, voice.value, top_k, role)
-        with gallery_out:
-            gallery_out.clear_output(wait=True)
-            display(gallery_figure(data, state["ranking"], role))
+        show_in(gallery_out, gallery_figure(data, state["ranking"], role))
         show_explanation()
 
     def show_explanation(*_):
         row = state["ranking"].iloc[rank.value - 1]
         parts = explain_pair(data, matcher, voice.value, int(row["face_index"]), role)
-        with explain_out:
-            explain_out.clear_output(wait=True)
-            print(parts["explanation"].to_text())
-            display(parts["contributions"])
-            display(parts["distributions"])
+        show_in(explain_out, parts["explanation"].to_text(), parts["contributions"], parts["distributions"])
 
     voice.observe(show_gallery, names="value")
     rank.observe(show_explanation, names="value")

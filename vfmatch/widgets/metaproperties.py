@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..metaproperties import get_metaproperty
-from .encoders import show_in
+from .display import show_in
 
 __all__ = ["person_distributions", "distributions_figure", "build_person_widget", "attention_figure", "quality_table"]
 

@@ -12,6 +12,7 @@ import pandas as pd
 from ..metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES
 from ..population import SAMPLE_RATE, Population
 from ..simulator import draw_identities, make_population
+from .display import show_in
 
 __all__ = ["simulate_person", "trait_sweep", "person_figure", "build_person_widget", "EDITABLE_TRAITS"]
 
@@ -112,11 +113,10 @@ def person_figure(population: Population, speaker_id: str | None = None, *, max_
     return fig
 
 
-def build_person_widget():  # pragma: no cover - thin ipywidgets wiring, logic tested above
+def build_person_widget():
     """Sliders and dropdowns for every trait; 'Resample' draws the person again."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import Audio, display
+    from IPython.display import Audio
 
     controls = {
         "gender": w.Dropdown(options=EDITABLE_TRAITS["gender"], description="gender"),
@@ -134,13 +134,8 @@ def build_person_widget():  # pragma: no cover - thin ipywidgets wiring, logic t
     out = w.Output()
 
     def show(_=None):
-        with out:
-            out.clear_output(wait=True)
-            person = simulate_person(seed=seed.value, concordance=concordance.value, **{k: c.value for k, c in controls.items()})
-            fig = person_figure(person)
-            plt.show(fig)
-            for clip in person.audios():
-                display(Audio(clip, rate=SAMPLE_RATE))
+        person = simulate_person(seed=seed.value, concordance=concordance.value, **{k: c.value for k, c in controls.items()})
+        show_in(out, person_figure(person), *(Audio(clip, rate=SAMPLE_RATE) for clip in person.audios()))
 
     button.on_click(show)
     box = w.VBox([w.HBox(list(controls.values())[:4]), w.HBox(list(controls.values())[4:]), w.HBox([seed, concordance, button]), out])

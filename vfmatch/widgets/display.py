@@ -1,0 +1,40 @@
+"""Putting figures, tables, audio and text into an ``ipywidgets.Output``.
+
+Every widget in the book redraws through :func:`show_in` instead of
+``with out: display(...)``. The capture context routes the kernel's messages
+through the front end; with no front end (nbclient in the test suite,
+``jupyter-book build``) it sometimes leaves the run waiting until its timeout.
+Setting the widget's ``outputs`` directly needs no front end at all.
+"""
+
+from __future__ import annotations
+
+__all__ = ["show_in", "rich_output"]
+
+
+def rich_output(item) -> dict:
+    """One notebook output dict (nbformat v4) for ``item``.
+
+    A ``str`` becomes stdout text; anything else is formatted by IPython's
+    display formatter (plotly and matplotlib figures, DataFrames, Audio)."""
+    if isinstance(item, str):
+        return {"output_type": "stream", "name": "stdout", "text": item if item.endswith("\n") else item + "\n"}
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(item)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
+
+
+def show_in(out, *items) -> None:
+    """Replace what the ``Output`` widget ``out`` shows with ``items``, in order.
+
+    One assignment, so the front end redraws once. Matplotlib figures are
+    closed after formatting so that the inline backend does not show them a
+    second time at the end of the cell."""
+    outputs = tuple(rich_output(item) for item in items)
+    out.outputs = outputs
+    for item in items:
+        if type(item).__module__.startswith("matplotlib"):
+            import matplotlib.pyplot as plt
+
+            plt.close(item)
