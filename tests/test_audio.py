@@ -162,3 +162,20 @@ def test_voice_statistics_of_an_unvoiced_clip_are_nan_not_errors():
     named = dict(zip(VOICE_STAT_NAMES, voice_statistics(noise)))
     assert named["voiced_fraction"] < 0.2
     assert np.isfinite(named["spectral_centroid_hz"])
+
+
+def test_log_mel_floor_does_not_depend_on_the_batch():
+    """top_db clips below each clip's own peak, not the loudest clip of the batch."""
+    import torch
+
+    from vfmatch.audio import LogMelSpectrogram, log_mel_batch
+
+    rng = np.random.default_rng(0)
+    loud = rng.normal(0, 0.5, 16000).astype(np.float32)
+    quiet = (rng.normal(0, 1e-3, 12000) * np.linspace(0, 1, 12000) ** 4).astype(np.float32)  # needs its own floor
+    tf = LogMelSpectrogram()
+    together = log_mel_batch([loud, quiet], tf)
+    alone = log_mel_batch([quiet], tf)[0]
+    np.testing.assert_allclose(together[1], alone, atol=1e-4)
+    np.testing.assert_allclose(alone, tf(torch.as_tensor(quiet)).numpy(), atol=1e-4)
+    assert alone.min() >= alone.max() - tf.top_db - 1e-3

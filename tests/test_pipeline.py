@@ -77,7 +77,7 @@ def test_command_line_options(monkeypatch):
                               "--distance", "age=emd,gender=cosine", "--seed", "3", "--out", "x"])
     assert (args.identities, args.subset, args.quick, args.concordance, args.device) == (300, "gender=female,ethnicity=Asian", True, 0.1, "cpu")
     assert (args.classifier, args.distance, args.seed, args.out) == ("random_forest", "age=emd,gender=cosine", 3, "x")
-    assert RunConfig(quick=True).n_identities() == 60 and RunConfig().n_identities() == 240
+    assert RunConfig(quick=True).n_identities() == 60 and RunConfig().n_identities() == 480
     with pytest.raises(ValueError, match="--identities must be at least 8"):
         main(parser.parse_args(["--identities", "3"]))
 

@@ -153,7 +153,11 @@ class LogMelSpectrogram(torch.nn.Module):
 
     def from_padded(self, padded: torch.Tensor) -> torch.Tensor:
         """The spectrogram of waves already passed through :meth:`pad` (and perhaps zero-padded after)."""
-        return self.to_db(self.mel(padded))
+        power = self.mel(padded)
+        # torchaudio clips at top_db below the peak of each (..., C, n_mels, frames) block,
+        # taking the dimension before n_mels as channels: give each wave its own block so
+        # that a clip's floor never depends on the other clips of its batch.
+        return self.to_db(power.reshape(-1, 1, *power.shape[-2:])).reshape(power.shape)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a clip of ``n_samples`` samples."""

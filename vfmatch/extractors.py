@@ -862,6 +862,11 @@ def _items(population, modality: str):
     return images, landmarks
 
 
+# Part of every feature-cache key: bump it when an encoder's output changes for the
+# same settings (a bug fix), so that features cached by an older vfmatch are not reused.
+FEATURES_VERSION = "2"
+
+
 def _dataset_key(dataset) -> str:
     """Content key of a ``datasets.Dataset``: its fingerprint (a hash that
     ``datasets`` derives from the data and every transform applied to it)."""
@@ -897,7 +902,7 @@ def population_features(
         return np.concatenate(parts, axis=1)
     modality = encoder.modality
     dataset = population.voices if modality == "voice" else population.faces
-    key = hashlib.sha1(f"{encoder.fingerprint()}|{modality}|{_dataset_key(dataset)}".encode()).hexdigest()[:24]
+    key = hashlib.sha1(f"{FEATURES_VERSION}|{encoder.fingerprint()}|{modality}|{_dataset_key(dataset)}".encode()).hexdigest()[:24]
     if key in _MEMO:
         _MEMO.move_to_end(key)
         return _MEMO[key]
@@ -1185,18 +1190,19 @@ def _json_default(o):
 
 # (encoder, encoder kwargs, calculator, calculator kwargs) per metaproperty and modality.
 # Vision transformers for skin tone, as the patent says: the voice's on a log-Mel
-# spectrogram with 20 ms frames, whose tokens are whole-spectrum slices of 160 ms,
+# spectrogram with 20 ms frames, whose tokens are whole-spectrum slices of 80 ms,
 # the face's on the aligned 64 x 64 image with 8 x 8 patches; both small (2 blocks
 # of width 32) and averaging their tokens, which trained best on a few hundred people. Elsewhere logistic
 # regression: on held-out people of the simulated population it scored as well as
 # or better than the MLP (which the patent suggests for age) and SVM, and it is
-# fast. Face ethnicity, language and accent read only colours (skin, hair, eyes),
-# which is all the simulator's faces carry about them.
+# fast. Face ethnicity, language and accent read colours (skin, hair, eyes): on the
+# simulated faces adding the thumbnail (which also sees their proportions) did not
+# score better on held-out people.
 _VOICE_VEC = ("f0-formants+logmel-stats", {}, "logistic", {"C": 0.1})
 _FACE_VEC = ("thumbnail+ita+colours", {}, "logistic", {"C": 0.05})
 _FACE_COLOURS = ("ita+colours", {}, "logistic", {"C": 0.1})
 _SMALL_VIT = {"embed_dim": 32, "num_heads": 2, "depth": 2, "pool": "avg", "lr": 3e-3}
-_VOICE_VIT = ("logmel", {"hop_length": 320, "n_fft": 640}, "vit", {**_SMALL_VIT, "patch_size": (64, 8), "window": 256, "epochs": 60})
+_VOICE_VIT = ("logmel", {"hop_length": 320, "n_fft": 640}, "vit", {**_SMALL_VIT, "patch_size": (64, 4), "window": 256, "epochs": 60})
 _FACE_VIT = ("pixels", {"size": 64}, "vit", {**_SMALL_VIT, "patch_size": 8, "epochs": 25})
 DEFAULT_EXTRACTORS: dict[str, dict[str, tuple]] = {
     "gender": {"voice": _VOICE_VEC, "face": _FACE_VEC},

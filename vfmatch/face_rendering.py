@@ -7,6 +7,11 @@ carry the same traits as their voice:
   superellipse exponent), women a narrower chin; the identity's
   ``face_latent`` (8 numbers, ~N(0, 1)) sets eye spacing, eye size, nose
   length and width, mouth width, jaw, brow height and face aspect;
+* **proportions by ethnicity** -- :data:`ETHNIC_SHAPE` nudges face width,
+  nose width and length, eye opening, the visibility of the upper-lid crease
+  and lip fullness by a few to thirty per cent. These are simplified,
+  exaggerated group tendencies so that a small extractor can learn them; the
+  spread within every group overlaps the others, as it does in real faces;
 * **skin** -- an RGB ramp over the Fitzpatrick types I-VI (:data:`SKIN_RGB`),
   interpolated at a jittered tone, so neighbouring types overlap a little;
 * **age** -- forehead lines, nasolabial folds, eye bags, a drooping mouth,
@@ -43,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["render_faces", "face_parameters", "render_from_parameters", "SKIN_RGB", "LANDMARK_NAMES"]
+__all__ = ["render_faces", "face_parameters", "render_from_parameters", "SKIN_RGB", "ETHNIC_SHAPE", "LANDMARK_NAMES"]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")
 REQUIRED_COLUMNS = ("speaker_id", "gender", "age", "ethnicity", "skin_tone", "bmi", "face_latent")
@@ -56,6 +61,17 @@ HAIR_P_OTHER = (0.72, 0.26, 0.02, 0, 0)
 IRIS_RGB = np.array([[0.20, 0.12, 0.07], [0.36, 0.22, 0.11], [0.45, 0.38, 0.20], [0.30, 0.45, 0.32], [0.32, 0.48, 0.70]], np.float32)
 IRIS_P = {"White": (0.15, 0.25, 0.15, 0.10, 0.35)}  # dark brown, brown, hazel, green, blue
 IRIS_P_OTHER = (0.55, 0.40, 0.05, 0, 0)
+# Proportions by ethnicity, as factors on the shared template: face width, nose width,
+# nose length, eye opening (height / width), upper-lid crease visibility, lip fullness.
+# Stylised group tendencies for a teaching simulator, not anthropometric measurements.
+ETHNIC_SHAPE = {
+    "Asian": (1.05, 1.04, 0.94, 0.72, 0.25, 1.00),
+    "Black": (1.00, 1.28, 0.97, 1.00, 1.00, 1.35),
+    "White": (0.96, 0.88, 1.06, 1.06, 1.00, 0.82),
+    "Middle-Eastern": (0.97, 0.98, 1.12, 1.00, 1.00, 1.00),
+    "Indian": (0.98, 1.10, 1.02, 1.10, 1.00, 1.08),
+    "Latino-Hispanic": (1.02, 1.06, 1.00, 0.90, 0.80, 1.08),
+}
 STYLE_P = {"male": (0.80, 0.13, 0.07), "female": (0.18, 0.32, 0.50)}  # short, medium, long hair
 # Framing: pixels per face unit and the height of the eye line, as fractions of the image size.
 FRAME_SCALE, EYE_LINE = 0.30, 0.42
@@ -105,6 +121,10 @@ def face_parameters(traits: pd.DataFrame, faces_per_identity: int, *, seed: int)
     young = np.clip(18.0 - age, 0, 6) / 6  # 1 at age 12, 0 from 18
     old = np.clip((age - 30) / 45, 0, 1)  # 0 up to 30, 1 at 75
     fat = np.log(bmi / 23.0)
+    unknown = sorted(set(eth) - set(ETHNIC_SHAPE))
+    if unknown:
+        raise ValueError(f"traits['ethnicity'] has unknown values {unknown}; expected {list(ETHNIC_SHAPE)}")
+    shape_w, shape_nw, shape_nl, shape_eye, shape_crease, shape_lip = np.array([ETHNIC_SHAPE[e] for e in eth]).T
     p: dict[str, np.ndarray] = {}
     # Skin: interpolate the Fitzpatrick ramp at a jittered tone; small redness/brightness jitter.
     t = np.clip(tone - 1 + (U[:, 0] - 0.5) * 0.7, 0, 5)
@@ -112,21 +132,24 @@ def face_parameters(traits: pd.DataFrame, faces_per_identity: int, *, seed: int)
     skin = SKIN_RGB[lo] + (t - lo)[:, None] * (SKIN_RGB[lo + 1] - SKIN_RGB[lo])
     p["skin"] = skin * (1 + 0.03 * N[:, :1]) * (1 + np.outer(0.025 * N[:, 1], [1, 0, -1]))
     # Shape (face units). Wider with BMI; square jaw for men; rounder, shorter lower face for teenagers.
-    p["face_w"] = 0.80 * np.exp(0.45 * fat) * (1 + 0.04 * male) * (1 + 0.035 * z[:, 7]) * (1 + 0.03 * young)
+    p["face_w"] = 0.80 * shape_w * np.exp(0.45 * fat) * (1 + 0.04 * male) * (1 + 0.035 * z[:, 7]) * (1 + 0.03 * young)
     p["face_h"] = 1.22 * (1 + 0.04 * male) * (1 - 0.035 * z[:, 7]) * (1 - 0.08 * young)
     p["jaw_n"] = np.clip(2.0 + 1.1 * male + 0.2 * z[:, 5] - 0.4 * young + 0.4 * fat, 1.8, 3.4)
     p["chin_narrow"] = np.clip(0.34 - 0.22 * male + 0.05 * z[:, 5] - 0.5 * fat - 0.12 * old, 0.0, 0.45)
     p["eye_x"] = 0.47 * (1 + 0.05 * z[:, 0])
     p["eye_w"] = 0.145 * (1 + 0.06 * z[:, 1]) * (1 + 0.13 * young) * (1 + 0.04 * ~male)
-    p["nose_y"] = 0.56 * (1 + 0.06 * z[:, 2]) * (1 - 0.06 * young)
-    p["nose_w"] = 0.13 * (1 + 0.08 * z[:, 3]) * np.exp(0.3 * fat) * (1 + 0.08 * male)
+    p["eye_open"] = 0.5 * shape_eye * (1 + 0.05 * z[:, 6])  # eye height / eye width; shares the brow-height latent
+    p["crease"] = shape_crease
+    p["nose_y"] = 0.56 * shape_nl * (1 + 0.06 * z[:, 2]) * (1 - 0.06 * young)
+    p["nose_w"] = 0.13 * shape_nw * (1 + 0.08 * z[:, 3]) * np.exp(0.3 * fat) * (1 + 0.08 * male)
     p["mouth_w"] = 0.34 * (1 + 0.06 * z[:, 4])
     p["mouth_y"] = p["nose_y"] + 0.44 + 0.04 * old
     p["brow_y"] = 0.20 * (1 + 0.1 * z[:, 6]) + 0.06 * ~male
     p["brow_t"] = np.where(male, 0.075, 0.035) * (1 + 0.15 * np.clip(N[:, 2], -2, 2))
     p["brow_arch"] = np.where(male, 0.02, 0.055)
     p["lash"] = np.where(male, 0.014, 0.04)
-    p["lip_up"], p["lip_lo"] = np.where(male, 0.05, 0.065) * (1 - 0.4 * old), np.where(male, 0.07, 0.095) * (1 - 0.4 * old)
+    p["lip_up"] = np.where(male, 0.05, 0.065) * shape_lip * (1 - 0.4 * old)
+    p["lip_lo"] = np.where(male, 0.07, 0.095) * shape_lip * (1 - 0.4 * old)
     p["droop"] = 0.05 * old - 0.01
     p["thin"], p["heavy"] = np.clip((21 - bmi) / 4, 0, 1), np.clip((bmi - 29) / 8, 0, 1)
     p["wrinkle"] = old * (0.7 + 0.3 * U[:, 1])
@@ -361,11 +384,11 @@ def _render_batch(p, H):
     _paint(I, C, 0.9 * _alpha(np.maximum(np.abs(V0 - yb) - thick / 2, (np.abs(tt) - 1) * 1.3 * ew), px), c["brow"])
     X = AU0 - ex
     inside = np.abs(X) < ew
-    eh, tq = ew * 0.5, np.clip(1 - (X / ew) ** 2, 0, 1)
+    eh, tq = ew * c["eye_open"], np.clip(1 - (X / ew) ** 2, 0, 1)
     lid_top, lid_bot = -eh * tq, eh * 0.75 * tq
     bag = _alpha(np.abs(V0 - ew * 0.75 - 0.05 * (X / ew) ** 2) - 0.01, 2 * px)
     _paint(I, C, face[win] * bag * inside * c["wrinkle"] * 0.5, skin * 0.75)
-    _paint(I, C, _alpha(np.abs(V0 + eh * 1.45 * tq) - 0.006, 2 * px) * inside * 0.35, skin * 0.7)  # lid crease
+    _paint(I, C, _alpha(np.abs(V0 + eh * 1.45 * tq) - 0.006, 2 * px) * inside * 0.35 * c["crease"], skin * 0.7)  # lid crease
     eye = _alpha(np.maximum(np.maximum(lid_top - V0, V0 - lid_bot), np.abs(X) - ew), px) * (1 - c["eyes_closed"])
     _paint(I, C, eye, [0.93, 0.91, 0.88])
     _paint(I, C, _ellipse(X, V0, 0, 0, eh * 1.05, eh * 1.05, px) * eye, c["iris"])

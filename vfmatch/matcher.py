@@ -596,7 +596,10 @@ class MetapropertyMatcher(BaseEstimator):
         else:
             ok = np.flatnonzero(fpr <= float(self.target_fmr))
             i = int(ok[np.argmax(tpr[ok])])
-        self.threshold_ = float(thr[i])
+        # Every threshold in (thr[i + 1], thr[i]] makes the same decisions on these
+        # pairs; the midpoint leaves a margin on both sides for new pairs (with a
+        # perfect separation thr[i] is exactly the lowest matching score).
+        self.threshold_ = float((thr[i] + thr[i + 1]) / 2 if i + 1 < len(thr) else thr[i])
         decided = level >= self.threshold_
         self.calibration_ = {
             "source": source,

@@ -58,7 +58,7 @@ __all__ = ["RunConfig", "MatchingData", "prepare", "run", "add_arguments", "main
 QUICK_IDENTITIES = 60
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # train (extractors) / validation (matcher + threshold) / test
 CHANCE = {"identification_1to2_vf": 0.5, "identification_1to2_vf_gender_restricted": 0.5, "auc": 0.5, "eer": 0.5}
-_FEATURES_VERSION = "1"
+_FEATURES_VERSION = "2"
 _MARKER = ".vfmatch_report"  # marks a folder this job writes, so a re-run may write into it again
 
 
@@ -80,7 +80,7 @@ class RunConfig:
     target_fmr: float = 0.01
     eps_strong: float = 0.75
     eps_weak: float = 0.6
-    extractors: str = "fast"
+    extractors: str = "default"
     cache: bool = True
     progress: bool = True
     overwrite: bool = False
@@ -273,14 +273,14 @@ def _load_extractors(folder: Path):
 EXTRACTOR_PRESETS = ("fast", "default")
 
 
-def build_extractors(names, preset: str = "fast", *, quick: bool = False, progress: bool = False):
+def build_extractors(names, preset: str = "default", *, quick: bool = False, progress: bool = False):
     """The extractor set of the main job.
 
     ``"default"`` is :class:`vfmatch.extractors.ExtractorSet`'s own choice
     (vision transformers for skin tone, as the patent suggests). ``"fast"``
     swaps every vision transformer for a logistic regression on the same
     vector features the gender extractor of that modality uses: minutes less
-    training on a CPU, which keeps ``vfmatch run`` within its time budget
+    training on a CPU, for quick experiments
     (benchmarks/bench_main_job.py measures both)."""
     from .extractors import ExtractorSet, MetapropertyExtractor
 
@@ -303,7 +303,7 @@ def _quality(extractors, test_population, seed: int = 0) -> dict:
     """``{metaproperty: {"voice"|"face": {...}}}`` from :func:`vfmatch.quality.quality_report`
     on the test identities; ``majority_baseline`` is the balanced accuracy of always
     answering one value (``1 / K``, K = values present), the baseline that report uses."""
-    report = extractors.quality_report(test_population, n_boot=200, seed=seed)
+    report = extractors.quality_report(test_population, n_boot=1000, seed=seed)
     out: dict = {}
     for row in report.to_dict(orient="records"):
         entry = {k: v for k, v in row.items() if k not in ("metaproperty", "modality")}
@@ -643,8 +643,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eps-weak", dest="eps_weak", type=float, default=d.eps_weak,
                         help="confidence at or below which a pair is 'uncertain' rather than medium; default 0.6")
     parser.add_argument("--extractors", default=d.extractors, choices=list(EXTRACTOR_PRESETS),
-                        help="fast: vector features + logistic/MLP (default); default: the extractor module's own set, "
-                             "with vision transformers for skin tone (several minutes more on a CPU)")
+                        help="default: the extractor module's own set, with vision transformers for skin tone (the "
+                             "default); fast: logistic regression instead of the vision transformers (quicker on a CPU)")
     parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute the population and features")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")

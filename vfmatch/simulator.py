@@ -39,8 +39,8 @@ from .population import SAMPLE_RATE, Population
 
 __all__ = ["make_population", "draw_identities", "DEFAULT_N_IDENTITIES", "SIMULATOR_VERSION", "LATENT_DIM"]
 
-DEFAULT_N_IDENTITIES = 240
-SIMULATOR_VERSION = "2"
+DEFAULT_N_IDENTITIES = 480
+SIMULATOR_VERSION = "3"
 LATENT_DIM = 8
 
 ETHNICITY_P = {"Asian": 0.2, "Black": 0.13, "White": 0.3, "Middle-Eastern": 0.1, "Indian": 0.12, "Latino-Hispanic": 0.15}

@@ -32,8 +32,9 @@ envelope (product of formant resonances), then overlap-added. This makes a
 time-varying filter with a few numpy calls per clip.
 
 Traits -> voice (per identity, no randomness besides ``voice_latent``):
-``F0`` from gender and age (+ BMI, mild), ``VTL`` from height, gender and age,
-jitter/shimmer/breathiness from gender and age; ``voice_latent`` dims: 0 F0,
+``F0`` from gender, age and BMI, ``VTL`` from height, gender and age,
+jitter/shimmer/breathiness and an F0 tremor from gender and age (breathiness and a darker
+spectrum also with BMI), speaking rate slowing with age; ``voice_latent`` dims: 0 F0,
 1 vocal-tract length, 2 F1, 3 F2/F3, 4 pitch range, 5 speaking rate,
 6 breathiness/jitter/shimmer, 7 spectral tilt.
 
@@ -148,6 +149,7 @@ class Voice:
     tilt_db_oct: float  # extra spectral slope (negative = darker voice)
     rate_factor: float  # speaking-rate factor on the accent's syllable rate
     range_factor: float  # factor on the accent's pitch range
+    tremor_st: float = 0.0  # depth of a slow (5 Hz) F0 tremor in semitones; grows in old age
 
 
 def speaker_voice(traits) -> Voice:
@@ -170,19 +172,26 @@ def speaker_voice(traits) -> Voice:
                        [230, 215, 185, 150, 132, 125, 120, 118, 122, 130])
     else:
         f0 = np.interp(age, [12, 14, 16, 20, 40, 50, 60, 80], [240, 228, 218, 212, 208, 200, 192, 185])
-    f0 *= np.exp(0.11 * z[0]) * np.clip(1 - 0.004 * (bmi - 24), 0.93, 1.03)  # mild BMI effect
+    # Higher BMI: a somewhat lower, darker and breathier voice (soft tissue in the
+    # neck and pharynx loads and damps the tract). Real effects are small and vary
+    # between studies; these are set so that a few hundred people reveal them.
+    heavy = float(np.clip(bmi - 24.0, -6.0, 16.0))
+    f0 *= np.exp(0.11 * z[0]) * np.exp(-0.009 * heavy)
     # VTL ~ height x a ratio; the male larynx descends at puberty, so the ratio
     # grows from the female 14.5/163 to 17/176 between 12 and 17 years.
     ratio = 14.5 / 163 + (17.0 / 176 - 14.5 / 163) * np.clip((age - 12) / 5, 0, 1) * male
     vtl = height * ratio * np.exp(0.04 * z[1])
     old = max(age - 35.0, 0.0)
-    jitter = (0.45 + 0.012 * old + 0.15 * (age < 16)) * np.exp(0.25 * z[6])
-    shimmer = (2.5 + 0.05 * old) * np.exp(0.2 * z[6])
-    breath = float(np.clip((0.2 if male else 0.35) + 0.006 * max(age - 40, 0) + 0.08 * z[6], 0.05, 0.9))
-    tilt = -2.0 * breath - 0.05 * max(bmi - 25, 0) + 0.8 * z[7]
+    jitter = (0.45 + 0.02 * old + 0.15 * (age < 16)) * np.exp(0.25 * z[6])
+    shimmer = (2.5 + 0.08 * old) * np.exp(0.2 * z[6])
+    tremor = 0.6 * float(np.clip((age - 55.0) / 25.0, 0.0, 1.0))  # presbyphonia: an unsteady pitch
+    breath = float(np.clip((0.2 if male else 0.35) + 0.006 * max(age - 40, 0) + 0.008 * max(heavy, 0) + 0.08 * z[6], 0.05, 0.9))
+    tilt = -2.0 * breath - 0.12 * max(heavy, 0) + 0.8 * z[7]
+    # Older speakers talk more slowly (about 5 % per decade after 30 here).
+    rate = np.exp(0.08 * z[5]) * np.exp(-0.005 * max(age - 30.0, 0.0))
     factors = (np.exp(0.04 * z[2]), np.exp(0.03 * z[3]), np.exp(0.03 * z[3]))
     return Voice(float(f0), float(vtl), tuple(float(f) for f in factors), float(jitter), float(shimmer), breath,
-                 0.5 + 0.3 * breath, float(tilt), float(np.exp(0.08 * z[5])), float(np.exp(0.15 * z[4])))
+                 0.5 + 0.3 * breath, float(tilt), float(rate), float(np.exp(0.15 * z[4])), tremor)
 
 
 # --------------------------------------------------------------------------- content
@@ -389,6 +398,7 @@ def synthesize_clip(voice: Voice, profile: dict, n_samples: int, rng: np.random.
     st = _smooth(plan["st"], 7) + _smooth(rng.normal(0, 1.2, n_frames), 25)
     voiced = _smooth(plan["voice"], 3) > 0.5
     st -= st[voiced].mean() if voiced.any() else 0.0  # intonation moves around the speaker's mean F0
+    st += voice.tremor_st * np.sin(2 * np.pi * 5.0 * np.arange(n_frames) / FRAME_RATE + rng.uniform(0, 2 * np.pi))
     f0_frames = np.clip(voice.f0_hz * np.exp(rng.normal(0, 0.03)) * 2 ** (st / 12), 50, 600)
     dflow, flow = _glottal_source(f0_frames, voice, rng, n, hop, sample_rate)
     tracks = {k: _smooth(plan[k], 3).astype(np.float32) for k in ("voice", "asp", "fric")}
