@@ -118,6 +118,31 @@ def test_vit_on_spectrograms_learns_and_attends():
         vit.predict_proba([np.zeros((8, 40), np.float32)])  # wrong number of Mel bands
 
 
+def test_vit_auxiliary_targets_and_ensemble():
+    X, aux = spectrograms(n=32)  # the auxiliary target is the loud band
+    y = np.arange(32) % 3  # the main target: unrelated, three values
+    kw = dict(patch_size=(4, 8), window=32, embed_dim=16, depth=1, num_heads=2, epochs=4, batch_size=8, lr=5e-3)
+    vit = ViTCalculator(n_models=2, **kw).fit(X, y, n_values=4, auxiliary={"accent": (aux, 2)})
+    assert len(vit.nets_) == 2 and vit.aux_names_ == ["accent"] and vit.aux_sizes_ == [2]
+    assert vit.net_.head.out_features == 3 + 2  # main head, then the auxiliary head
+    p = vit.predict_proba(X)
+    assert p.shape == (32, 4)  # only the main metaproperty's values come out
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    np.testing.assert_allclose(roundtrip(vit).predict_proba(X), p, atol=1e-5)
+    # The ensemble is the mean of its members, each trained with its own seed.
+    singles = [ViTCalculator(seed=s, **kw).fit(X, y, n_values=4, auxiliary={"accent": (aux, 2)}).predict_proba(X) for s in (0, 1)]
+    np.testing.assert_allclose(p, np.mean(singles, axis=0), atol=1e-5)
+    assert vit.attention_rollout(X[0]).shape == X[0].shape
+    # Unknown auxiliary labels (-1) are skipped; wrong ones are refused.
+    ViTCalculator(**{**kw, "epochs": 1}).fit(X, y, auxiliary={"accent": (np.full(32, -1), 2)})
+    with pytest.raises(ValueError, match="expected 32 labels"):
+        ViTCalculator(**kw).fit(X, y, auxiliary={"accent": (aux[:5], 2)})
+    with pytest.raises(ValueError, match=r"must be in 0\.\.1"):
+        ViTCalculator(**kw).fit(X, y, auxiliary={"accent": (aux + 5, 2)})
+    with pytest.raises(ValueError, match="does not learn auxiliary"):
+        LogisticCalculator().fit(*blobs(), auxiliary={"accent": (np.zeros(90), 2)})
+
+
 def test_vit_on_images():
     rng = np.random.default_rng(0)
     X = rng.random((16, 3, 16, 16)).astype(np.float32)
@@ -213,6 +238,26 @@ def test_extractor_configuration_errors(tiny_population):
         MetapropertyExtractor.load("/no/such/folder")
 
 
+def test_extractor_with_auxiliary_targets(tiny_population, tmp_path):
+    ex = MetapropertyExtractor(
+        "skin_tone", "voice", encoder="logmel", calculator="vit", auxiliary=["accent", "mother_tongue"],
+        encoder_kwargs={"n_mels": 16}, calculator_kwargs=dict(patch_size=(16, 8), window=32, embed_dim=8, depth=1, num_heads=2, epochs=1),
+    ).fit(tiny_population)
+    assert ex.calculator_.aux_names_ == ["accent", "mother_tongue"]
+    p = ex.predict_proba(tiny_population)
+    assert p.shape == (tiny_population.voices.num_rows, 6)
+    loaded = MetapropertyExtractor.load(ex.save(tmp_path / "aux"))
+    assert loaded.auxiliary == ["accent", "mother_tongue"]
+    np.testing.assert_allclose(loaded.predict_proba(tiny_population), p, atol=1e-5)
+    clips = tiny_population.audios(list(range(4)))
+    with pytest.raises(ValueError, match="auxiliary_y"):
+        clone(ex).fit(clips, ["I", "II", "III", "IV"])
+    ok = clone(ex).fit(clips, ["I", "II", "I", "II"], auxiliary_y={"accent": ["British"] * 4, "mother_tongue": ["English", "Hindi"] * 2})
+    assert ok.predict_proba(clips).shape == (4, 6)
+    with pytest.raises(ValueError, match="does not learn auxiliary"):
+        MetapropertyExtractor("gender", "voice", encoder="f0-formants", auxiliary=["accent"]).fit(tiny_population)
+
+
 def test_features_are_computed_once(tiny_population, _isolated_cache):
     enc = create_voice_encoder("logmel-stats", n_mels=24)
     a = population_features(enc, tiny_population)
@@ -244,8 +289,11 @@ def test_quick_extractor_set_end_to_end(tiny_population, tmp_path):
     assert {ex.calculator for ex in s.extractors if ex.metaproperty == "skin_tone"} == {"vit"}
     s.fit(tiny_population)
     # Extractors with the same encoder share one instance (its features are computed once).
-    voice_vec = {id(ex.encoder_) for ex in s.extractors if ex.modality == "voice" and ex.calculator != "vit"}
-    assert len(voice_vec) == 1
+    voice_vec = [ex for ex in s.extractors if ex.modality == "voice" and ex.calculator != "vit"]
+    names = {ex.encoder_.name for ex in voice_vec}
+    assert len(names) == 2  # pitch/formant statistics alone (age, weight), and with Mel-band statistics
+    assert len({id(ex.encoder_) for ex in voice_vec}) == len(names)
+    assert s.get("skin_tone", "voice").auxiliary == ("ethnicity", "accent", "mother_tongue")
     voices, faces = s.transform_voices(tiny_population), s.transform_faces(tiny_population)
     assert list(voices) == list(faces) == s.metaproperties
     for name, p in voices.items():

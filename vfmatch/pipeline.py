@@ -288,7 +288,10 @@ def build_extractors(names, preset: str = "default", *, quick: bool = False, pro
         raise ValueError(f"--extractors must be one of {EXTRACTOR_PRESETS}, got {preset!r}")
     chosen = ExtractorSet.default_extractors(names, quick=quick)
     if preset == "fast":
-        vector = {ex.modality: ex for ex in chosen if ex.calculator != "vit"}
+        # Per modality, the gender extractor's features (else the first vector extractor's).
+        vector = {}
+        for ex in sorted((ex for ex in chosen if ex.calculator != "vit"), key=lambda ex: ex.metaproperty != "gender"):
+            vector.setdefault(ex.modality, ex)
         chosen = [
             MetapropertyExtractor(ex.metaproperty, ex.modality, encoder=vector[ex.modality].encoder,
                                   encoder_kwargs=vector[ex.modality].encoder_kwargs, calculator="logistic",
