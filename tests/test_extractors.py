@@ -252,6 +252,8 @@ def test_extractor_with_auxiliary_targets(tiny_population, tmp_path):
     clips = tiny_population.audios(list(range(4)))
     with pytest.raises(ValueError, match="auxiliary_y"):
         clone(ex).fit(clips, ["I", "II", "III", "IV"])
+    with pytest.raises(ValueError, match="has 2 values for 4 items"):
+        clone(ex).fit(clips, ["I", "II", "I", "II"], auxiliary_y={"accent": ["British"] * 2, "mother_tongue": ["English"] * 4})
     ok = clone(ex).fit(clips, ["I", "II", "I", "II"], auxiliary_y={"accent": ["British"] * 4, "mother_tongue": ["English", "Hindi"] * 2})
     assert ok.predict_proba(clips).shape == (4, 6)
     with pytest.raises(ValueError, match="does not learn auxiliary"):

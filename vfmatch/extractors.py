@@ -1130,6 +1130,9 @@ class MetapropertyExtractor(BaseEstimator):
             if missing:
                 raise ValueError(f"fit(items, y): pass auxiliary_y= with the ground truth of {sorted(missing)}")
             aux_labels = {name: get_metaproperty(name).encode(np.asarray(auxiliary_y[name], dtype=object)) for name in self.auxiliary or ()}
+            for name, a in aux_labels.items():
+                if len(a) != len(labels):
+                    raise ValueError(f"auxiliary_y[{name!r}] has {len(a)} values for {len(labels)} items")
             progress = self.progress and len(labels) >= PROGRESS_MIN_ITEMS
             if encoder.trainable and not encoder.is_fitted:
                 if groups is None:
