@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     import vfmatch
     from vfmatch.config import default_device
-    from vfmatch.extractors import ExtractorSet
+    from vfmatch.extractors.extractor import ExtractorSet
 
     pop = vfmatch.make_population(args.identities, seed=args.seed)
     split = pop.split(seed=args.seed)
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     face_batched = _time(lambda: extractors.predict_faces(images, landmarks=landmarks, batch_size=args.batch_size), args.repeats)
     face_single = _time(lambda: [extractors.predict_faces(images[i : i + 1], landmarks=landmarks[i : i + 1]) for i in range(n)], args.repeats)
 
-    from vfmatch.encoders import limit_threads
+    from vfmatch.utils import limit_threads
 
     print(f"device: {default_device()}, threads per extraction: {limit_threads().n} (VFMATCH_THREADS), {platform.machine()}")
     print(f"population: {args.identities} people; extractor set: {len(extractors.extractors)} extractors (fitted in {fit_s:.1f} s)")

@@ -19,9 +19,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from vfmatch.face_rendering import render_faces
-    from vfmatch.simulator import assemble_population, draw_identities
-    from vfmatch.voice_synthesis import synthesize_clips
+    from vfmatch.simulator.faces import render_faces
+    from vfmatch.simulator.traits import assemble_population, draw_identities
+    from vfmatch.simulator.voices import synthesize_clips
 
     print(f"cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}")
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 import torch
 
-from vfmatch.audio import (
+from vfmatch.features.audio import (
     VOICE_STAT_NAMES,
     LogMelSpectrogram,
     formant_track,
@@ -168,7 +168,7 @@ def test_log_mel_floor_does_not_depend_on_the_batch():
     """top_db clips below each clip's own peak, not the loudest clip of the batch."""
     import torch
 
-    from vfmatch.audio import LogMelSpectrogram, log_mel_batch
+    from vfmatch.features.audio import LogMelSpectrogram, log_mel_batch
 
     rng = np.random.default_rng(0)
     loud = rng.normal(0, 0.5, 16000).astype(np.float32)

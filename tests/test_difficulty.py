@@ -1,4 +1,4 @@
-"""Easy / medium / uncertain / hard pairs and difficulty-based retraining (vfmatch.difficulty)."""
+"""Easy / medium / uncertain / hard pairs and difficulty-based retraining (vfmatch.matching.difficulty)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datasets
 import numpy as np
 import pytest
 
-from vfmatch.difficulty import (
+from vfmatch.matching.difficulty import (
     CATEGORIES,
     STRATEGIES,
     categorize,
@@ -17,10 +17,10 @@ from vfmatch.difficulty import (
     difficulty_weights,
     retrain,
 )
-from vfmatch.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
-from vfmatch.pairs import make_pairs
-from vfmatch.population import Population
-from vfmatch.simulator import draw_identities
+from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
+from vfmatch.data.pairs import make_pairs
+from vfmatch.data.population import Population
+from vfmatch.simulator.traits import draw_identities
 
 
 def test_confidence():

@@ -1,4 +1,4 @@
-"""Distances between voice and face metaproperty distributions (vfmatch.distances)."""
+"""Distances between voice and face metaproperty distributions (vfmatch.matching.distances)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from scipy.spatial.distance import jensenshannon as scipy_js
 from scipy.stats import wasserstein_distance
 
-from vfmatch import distances as D
-from vfmatch.distances import default_distance, paired_distance, pairwise_distance, resolve_distances
+from vfmatch.matching import distances as D
+from vfmatch.matching.distances import default_distance, paired_distance, pairwise_distance, resolve_distances
 
 
 def _dirichlet(rng, n, k):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vfmatch.encoders import (
+from vfmatch.features.encoders import (
     HubDownloadError,
     create_encoder,
     create_face_encoder,
@@ -309,7 +309,7 @@ def test_face_widget_logic():
 
 
 def test_hub_and_timm_models_inside_extractors(tiny_hub, tiny_population, tmp_path):
-    from vfmatch.extractors import MetapropertyExtractor
+    from vfmatch.extractors.extractor import MetapropertyExtractor
 
     # A ready-made (here: tiny, random) audio gender classifier, its classes mapped to the values.
     ready = MetapropertyExtractor("gender", "voice", encoder=f"hf:{tiny_hub / 'speech-gender'}", calculator="labels").fit(tiny_population)

@@ -1,4 +1,4 @@
-"""vfmatch.evaluation: agreement with scikit-learn, paper 001's definitions, tie rules."""
+"""vfmatch.evaluation.metrics: agreement with scikit-learn, paper 001's definitions, tie rules."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy.optimize import brentq
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from vfmatch import evaluation as ev
+from vfmatch.evaluation import metrics as ev
 
 # ---------------------------------------------------------------- score sets
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from vfmatch.extractors import (
+from vfmatch.extractors.extractor import (
     CALCULATORS,
     ExtractorSet,
     KNNCalculator,
@@ -20,9 +20,9 @@ from vfmatch.extractors import (
     ViTCalculator,
     create_calculator,
     label_mapping,
-    population_features,
 )
-from vfmatch.encoders import create_voice_encoder
+from vfmatch.features.cache import clear_memory_cache, population_features
+from vfmatch.features.encoders import create_voice_encoder
 
 
 def blobs(n_per=30, n_classes=3, dim=5, seed=0, spread=0.6):
@@ -266,9 +266,8 @@ def test_features_are_computed_once(tiny_population, _isolated_cache):
     assert population_features(enc, tiny_population) is a  # in-memory
     files = list((_isolated_cache / "features").glob("*.npz"))
     assert files
-    from vfmatch import extractors
 
-    extractors._MEMO.clear()
+    clear_memory_cache()
     b = population_features(enc, tiny_population)  # from disk
     np.testing.assert_array_equal(a, b)
 

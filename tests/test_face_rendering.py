@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfmatch.face_rendering import face_parameters, render_faces, render_from_parameters
-from vfmatch.simulator import draw_identities
+from vfmatch.simulator.faces import face_parameters, render_faces, render_from_parameters
+from vfmatch.simulator.traits import draw_identities
 
 
 def _person(**traits) -> pd.DataFrame:
@@ -72,7 +72,7 @@ def test_a_person_keeps_their_face_when_others_are_added(batch):
 
 def test_drawing_windows_clip_nothing(batch, monkeypatch):
     """Small features are drawn in a window around them; one image at a time makes the windows tightest."""
-    import vfmatch.face_rendering as fr
+    import vfmatch.simulator.faces as fr
 
     traits, images, _ = batch
     monkeypatch.setattr(fr, "_CHUNK", 1)
@@ -171,7 +171,7 @@ def test_traits_are_learnable_from_aligned_pixels():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from vfmatch.preprocess import align_face
+    from vfmatch.data.preprocess import align_face
 
     traits = draw_identities(300, seed=5)
     images, meta = render_faces(traits, 2, seed=5, image_size=64)

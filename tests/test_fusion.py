@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vfmatch.fusion import fuse_faces, reconstruct_face, select_best_matches
+from vfmatch.fusion.reconstruct import fuse_faces, reconstruct_face, select_best_matches
 
 
 def test_selection_rules_follow_the_patent():

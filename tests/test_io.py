@@ -1,4 +1,4 @@
-"""Files in, files out (vfmatch.io): export, the readers, and every kind of bad input.
+"""Files in, files out (vfmatch.data.io): export, the readers, and every kind of bad input.
 
 All fixtures are tiny files written into tmp_path; nothing touches the network."""
 
@@ -18,9 +18,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from vfmatch import io as vio
-from vfmatch.io import LANDMARK_COLUMNS, SkippedInputWarning, export_population, load_population
-from vfmatch.population import IDENTITY_COLUMNS
+from vfmatch.data import io as vio
+from vfmatch.data.io import LANDMARK_COLUMNS, SkippedInputWarning, export_population, load_population
+from vfmatch.data.population import IDENTITY_COLUMNS
 
 SR = 16_000
 

@@ -1,4 +1,4 @@
-"""The metaproperty matcher (vfmatch.matcher): weights, level of match, threshold,
+"""The metaproperty matcher (vfmatch.matching.matcher): weights, level of match, threshold,
 uses and explanations. Runs on ground-truth tables with noise, so no extractor
 has to be trained; the population has metadata but no audio or images."""
 
@@ -10,10 +10,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from vfmatch.matcher import MetapropertyMatcher, as_pairs, noisy_metaproperties, oracle_metaproperties, select_rows
-from vfmatch.pairs import make_pairs
-from vfmatch.population import Population
-from vfmatch.simulator import draw_identities
+from vfmatch.matching.matcher import MetapropertyMatcher, as_pairs, noisy_metaproperties, oracle_metaproperties, select_rows
+from vfmatch.data.pairs import make_pairs
+from vfmatch.data.population import Population
+from vfmatch.simulator.traits import draw_identities
 
 
 def metadata_population(n=150, per_identity=3, seed=0):

@@ -1,4 +1,4 @@
-"""The main job (vfmatch.pipeline), its report (vfmatch.report) and the widget
+"""The main job (vfmatch.job.run), its report (vfmatch.job.report) and the widget
 logic of chapters 05-07 (vfmatch.widgets.matching).
 
 Unit tests run on a metadata-only population with blurred ground-truth
@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfmatch import report
-from vfmatch.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
-from vfmatch.pipeline import MatchingData, RunConfig, add_arguments, device_setting, main, split_roles
-from vfmatch.population import Population
-from vfmatch.simulator import draw_identities
+from vfmatch.job import report
+from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
+from vfmatch.job.run import MatchingData, RunConfig, add_arguments, device_setting, main, split_roles
+from vfmatch.data.population import Population
+from vfmatch.simulator.traits import draw_identities
 from vfmatch.widgets import matching as W
 
 

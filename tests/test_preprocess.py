@@ -1,4 +1,4 @@
-"""Pre-processing from paper 001 (vfmatch.preprocess) and its use by load_population."""
+"""Pre-processing from paper 001 (vfmatch.data.preprocess) and its use by load_population."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from vfmatch.io import SkippedInputWarning, export_population, load_population
-from vfmatch.preprocess import (
+from vfmatch.data.io import SkippedInputWarning, export_population, load_population
+from vfmatch.data.preprocess import (
     ARCFACE_TEMPLATE,
     AlignFaces,
     Resample,

@@ -1,4 +1,4 @@
-"""vfmatch.protocols: seeded lists, list file formats, and the shipped SSS lists."""
+"""vfmatch.evaluation.protocols: seeded lists, list file formats, and the shipped SSS lists."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfmatch import protocols as pt
-from vfmatch.evaluation import roc_auc
+from vfmatch.evaluation import protocols as pt
+from vfmatch.evaluation.metrics import roc_auc
 
 # ---------------------------------------------------------------- seeded lists
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from vfmatch.extractors import MetapropertyExtractor
-from vfmatch.quality import (
+from vfmatch.extractors.extractor import MetapropertyExtractor
+from vfmatch.extractors.quality import (
     balanced_accuracy,
     bootstrap_balanced_accuracy,
     confusion_figure,

@@ -1,4 +1,4 @@
-"""vfmatch.robustness: noise, the telephone codecs, and the codec x noise sweep.
+"""vfmatch.evaluation.robustness: noise, the telephone codecs, and the codec x noise sweep.
 
 Codec tests skip only when the codec is truly absent, with the message that says
 how to install it; .ci/run installs them all (see the module docstring)."""
@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from vfmatch import robustness as rb
+from vfmatch.evaluation import robustness as rb
 
 SR = 16_000
 

@@ -5,7 +5,7 @@ import pytest
 
 import vfmatch
 from vfmatch.metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty
-from vfmatch.simulator import draw_identities
+from vfmatch.simulator.traits import draw_identities
 from vfmatch.widgets.population import simulate_person, trait_sweep
 
 

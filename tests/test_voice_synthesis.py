@@ -1,4 +1,4 @@
-"""Tests of the source-filter voice synthesiser (vfmatch.voice_synthesis).
+"""Tests of the source-filter voice synthesiser (vfmatch.simulator.voices).
 
 Acoustic checks measure the audio with simple, independent estimators
 (autocorrelation F0, spectral centroid, energy-envelope peaks) rather than
@@ -12,8 +12,8 @@ import pytest
 from scipy.signal import find_peaks, welch
 
 from vfmatch.metaproperties import ACCENTS, MOTHER_TONGUES
-from vfmatch.simulator import draw_identities
-from vfmatch.voice_synthesis import (
+from vfmatch.simulator.traits import draw_identities
+from vfmatch.simulator.voices import (
     ACCENT_PROFILES,
     speaker_voice,
     speech_profile,

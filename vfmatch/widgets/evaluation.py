@@ -19,9 +19,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..evaluation import PercentileRecall, as_scorer, equal_error_rate, percentile_recall, roc_curve
-from ..protocols import sample_lists, speaker_codes
-from ..robustness import CODECS, DEFAULT_SNR_BANDS, degrade, snr_label
+from ..evaluation.metrics import PercentileRecall, as_scorer, equal_error_rate, percentile_recall, roc_curve
+from ..evaluation.protocols import sample_lists, speaker_codes
+from ..evaluation.robustness import CODECS, DEFAULT_SNR_BANDS, degrade, snr_label
 from .display import show_in
 
 __all__ = [

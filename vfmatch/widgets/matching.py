@@ -22,10 +22,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..difficulty import categorize, category_counts, compare_strategies, confidence
-from ..distances import list_distances
-from ..matcher import CLASSIFIERS, MetapropertyMatcher
-from ..report import distributions_figure, explanation_figure
+from ..matching.difficulty import categorize, category_counts, compare_strategies, confidence
+from ..matching.distances import list_distances
+from ..matching.matcher import CLASSIFIERS, MetapropertyMatcher
+from ..job.report import distributions_figure, explanation_figure
 from .display import show_in
 
 __all__ = [
@@ -52,7 +52,7 @@ def _pairs(data, seed: int = 0) -> dict:
     """Balanced pairs per role, memoised on the data object (same pairs for every widget move)."""
     cache = data.__dict__.setdefault("_widget_pairs", {})
     if seed not in cache:
-        from ..pipeline import make_role_pairs
+        from ..job.run import make_role_pairs
 
         cache[seed] = make_role_pairs(data, seed)
     return cache[seed]
@@ -98,7 +98,7 @@ def score_matcher(data, matcher: MetapropertyMatcher, *, oracle: bool = False, s
     ``identification_1to2_vf`` (:func:`vfmatch.evaluation.evaluate_similarity`)."""
     from sklearn.metrics import roc_auc_score
 
-    from ..evaluation import evaluate_similarity
+    from ..evaluation.metrics import evaluate_similarity
 
     vt, ft = (data.oracle_tables if oracle else data.tables)("test")
     tp = _pairs(data, seed)["test"]

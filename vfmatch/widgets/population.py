@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES
-from ..population import SAMPLE_RATE, Population
-from ..simulator import draw_identities, make_population
+from ..data.population import SAMPLE_RATE, Population
+from ..simulator.traits import draw_identities, make_population
 from .display import show_in
 
 __all__ = ["simulate_person", "trait_sweep", "person_figure", "build_person_widget", "EDITABLE_TRAITS"]

@@ -31,7 +31,7 @@ from typing import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from .metaproperties import get_metaproperty
+from ..metaproperties import get_metaproperty
 
 __all__ = ["Population", "SAMPLE_RATE", "IDENTITY_COLUMNS", "parse_subset", "PopulationSplits"]
 

@@ -58,9 +58,11 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from .config import cache_dir, default_device, quick_mode
-from .encoders import Encoder, _progress, create_encoder, limit_threads
-from .metaproperties import DEFAULT_METAPROPERTIES, Metaproperty, get_metaproperty
+from ..config import cache_dir, default_device, quick_mode
+from ..features.cache import population_features, population_items
+from ..features.encoders import Encoder, create_encoder
+from ..metaproperties import DEFAULT_METAPROPERTIES, Metaproperty, get_metaproperty
+from ..utils import limit_threads, progress as progress_bar
 
 __all__ = [
     "Calculator",
@@ -76,7 +78,6 @@ __all__ = [
     "MetapropertyExtractor",
     "ExtractorSet",
     "DEFAULT_EXTRACTORS",
-    "population_features",
 ]
 
 _FORMAT = "vfmatch.extractor/1"
@@ -646,7 +647,7 @@ class ViTCalculator(Calculator):
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=max(1, steps_per_epoch * int(self.epochs)), pct_start=0.15)
         yt = torch.as_tensor(y)
         net.train()
-        for _ in _progress(range(int(self.epochs)), self.progress, f"ViT ({self.mode_}s, seed {seed})", int(self.epochs)):
+        for _ in progress_bar(range(int(self.epochs)), self.progress, f"ViT ({self.mode_}s, seed {seed})", int(self.epochs)):
             order = rng.permutation(len(y))
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
@@ -682,7 +683,7 @@ class ViTCalculator(Calculator):
 
     def _windows(self, data) -> tuple[torch.Tensor, np.ndarray]:
         """All model inputs for prediction and which item each belongs to."""
-        from .audio import time_windows
+        from ..features.audio import time_windows
 
         if self.mode_ == "spectrogram":
             wins = [time_windows(s, self.img_size_[1]) for s in data]
@@ -734,7 +735,7 @@ class ViTCalculator(Calculator):
         big = maps.repeat(ph, axis=1).repeat(pw, axis=2)  # back to input pixels
         if self.mode_ == "image":
             return big[0]
-        from .audio import time_windows
+        from ..features.audio import time_windows
 
         n_frames = max(np.shape(x)[1], self.img_size_[1])
         w = self.img_size_[1]
@@ -905,92 +906,6 @@ def create_calculator(name: str, **kwargs) -> Calculator:
     return CALCULATORS[name](**kwargs)
 
 
-# ---------------------------------------------------------------------------
-# Features of a population, computed once
-# ---------------------------------------------------------------------------
-
-_MEMO: "OrderedDict[str, object]" = OrderedDict()
-_MEMO_SIZE = 12
-
-
-def _items(population, modality: str):
-    """Raw items of a population: clips, or (images, landmarks)."""
-    if modality == "voice":
-        return population.audios(), None
-    images = population.images()
-    landmarks = None
-    if "landmarks" in population.faces.column_names:
-        lm = population.faces["landmarks"]
-        if all(v is not None for v in lm):
-            landmarks = np.asarray(lm, dtype=np.float32)
-    return images, landmarks
-
-
-# Part of every feature-cache key: bump it when an encoder's output changes for the
-# same settings (a bug fix), so that features cached by an older vfmatch are not reused.
-FEATURES_VERSION = "2"
-
-
-def _dataset_key(dataset) -> str:
-    """Content key of a ``datasets.Dataset``: its fingerprint (a hash that
-    ``datasets`` derives from the data and every transform applied to it)."""
-    fp = getattr(dataset, "_fingerprint", None)
-    if fp:
-        return f"{fp}:{dataset.num_rows}"
-    h = hashlib.sha1()
-    for row in dataset.with_format("numpy"):
-        for v in row.values():
-            h.update(np.asarray(v).tobytes())
-    return h.hexdigest()
-
-
-def population_features(
-    encoder: Encoder, population, *, batch_size: int = 32, progress: bool = False, cache: bool = True
-):
-    """The encoder's representation of every clip (or face) of a population.
-
-    Computed once: kept in memory for this session and, with ``cache=True``,
-    on disk under ``cache_dir("features")`` keyed by the encoder's fingerprint
-    (configuration and weights) and the data's fingerprint.
-
-    Returns
-    -------
-    ``(n_items, dim)`` array for vector encoders; a list of (n_mels, n_frames_i)
-    arrays or an (n, C, H, W) array for matrix encoders. Rows follow
-    ``population.voices`` / ``population.faces``.
-    """
-    from .encoders import ConcatEncoder
-
-    if isinstance(encoder, ConcatEncoder):  # each part once, shared with other concatenations
-        parts = [population_features(p, population, batch_size=batch_size, progress=progress, cache=cache) for p in encoder.parts]
-        return np.concatenate(parts, axis=1)
-    modality = encoder.modality
-    dataset = population.voices if modality == "voice" else population.faces
-    key = hashlib.sha1(f"{FEATURES_VERSION}|{encoder.fingerprint()}|{modality}|{_dataset_key(dataset)}".encode()).hexdigest()[:24]
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    path = cache_dir("features") / f"{key}.npz" if cache else None
-    if path is not None and path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            feats = np.split(z["data"], np.cumsum(z["lengths"])[:-1], axis=1) if "lengths" in z else z["data"]
-    else:
-        items, landmarks = _items(population, modality)
-        kw = {"landmarks": landmarks} if modality == "face" else {}
-        feats = encoder.encode(items, batch_size=batch_size, progress=progress, **kw)
-        if path is not None:
-            tmp = path.with_suffix(".tmp.npz")
-            if isinstance(feats, list):
-                np.savez(tmp, data=np.concatenate(feats, axis=1), lengths=np.array([f.shape[1] for f in feats]))
-            else:
-                np.savez(tmp, data=feats)
-            tmp.replace(path)
-    _MEMO[key] = feats
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
-    return feats
-
-
 def _select(feats, rows: np.ndarray):
     return [feats[i] for i in rows] if isinstance(feats, list) else feats[rows]
 
@@ -1119,7 +1034,7 @@ class MetapropertyExtractor(BaseEstimator):
             groups = X.voice_speakers if self.modality == "voice" else X.face_speakers
             progress = self.progress and len(labels) >= PROGRESS_MIN_ITEMS
             if encoder.trainable and not encoder.is_fitted:
-                items, lm = _items(X, self.modality)
+                items, lm = population_items(X, self.modality)
                 encoder.fit(items, groups, progress=progress, **({"landmarks": lm} if self.modality == "face" else {}))
             feats = population_features(encoder, X, batch_size=self.batch_size, progress=progress, cache=self.cache)
         else:
@@ -1413,7 +1328,7 @@ class ExtractorSet:
         missing = sorted({ex.metaproperty for ex in self.extractors} - {ex.metaproperty for ex in todo})
         if missing:
             raise ValueError(f"the population has no ground truth for {missing}; choose metaproperties= it has")
-        for ex in _progress(todo, self.progress, "extractors", len(todo)):
+        for ex in progress_bar(todo, self.progress, "extractors", len(todo)):
             ex.progress = self.progress
             ex.fit(population)
         self.fit_seconds_ = round(time.perf_counter() - t0, 2)

@@ -1173,7 +1173,7 @@ def _dataset(rows: Callable, features, fingerprint: str, problems: Counter):
     import datasets
     from datasets.exceptions import DatasetGenerationError
 
-    from .config import cache_dir
+    from ..config import cache_dir
 
     folder = cache_dir("loaded")
     sidecar = folder / f"{fingerprint}.json"
@@ -1284,7 +1284,7 @@ def _stat_key(items: list[_Item], files: Iterable[Path]) -> str:
 # ===================================================================== CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``vfmatch population``."""
-    from .simulator import DEFAULT_N_IDENTITIES
+    from ..simulator.traits import DEFAULT_N_IDENTITIES
 
     parser.add_argument("--identities", type=int, default=DEFAULT_N_IDENTITIES, help="number of people (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files (default %(default)s)")
@@ -1298,7 +1298,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Simulate a population and export it (``vfmatch population``)."""
-    from .simulator import make_population
+    from ..simulator.traits import make_population
 
     out = Path(args.out)
     if out.exists() and out.is_dir() and any(out.iterdir()) and not args.overwrite:

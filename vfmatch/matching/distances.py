@@ -43,7 +43,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .metaproperties import Metaproperty, get_metaproperty
+from ..metaproperties import Metaproperty, get_metaproperty
 
 __all__ = [
     "DISTANCES",

@@ -556,7 +556,7 @@ def robustness_sweep(
     ``n_clips``, ``seconds``.
     Every clip gets the same noise in every codec at a given band (a paired design).
     """
-    from .evaluation import as_scorer, identification_accuracy, percentile_recall, verification_metrics
+    from .metrics import as_scorer, identification_accuracy, percentile_recall, verification_metrics
 
     codecs = list(codecs)
     unknown = [c for c in codecs if c not in CODECS]
@@ -636,7 +636,7 @@ class _one_thread:
 
 
 def _clip_statistics(clips) -> np.ndarray:
-    from .audio import voice_statistics
+    from ..features.audio import voice_statistics
 
     rows = []
     with _one_thread():

@@ -48,9 +48,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import cache_dir, default_device, quick_mode
-from .matcher import MetapropertyMatcher, oracle_metaproperties
-from .metaproperties import DEFAULT_METAPROPERTIES
+from ..config import cache_dir, default_device, quick_mode
+from ..matching.matcher import MetapropertyMatcher, oracle_metaproperties
+from ..metaproperties import DEFAULT_METAPROPERTIES
 from .report import to_jsonable
 
 __all__ = ["RunConfig", "MatchingData", "prepare", "run", "add_arguments", "main", "QUICK_IDENTITIES"]
@@ -90,7 +90,7 @@ class RunConfig:
         return bool(self.quick) or quick_mode()
 
     def n_identities(self) -> int:
-        from .simulator import DEFAULT_N_IDENTITIES
+        from ..simulator.traits import DEFAULT_N_IDENTITIES
 
         if self.identities is not None:
             return int(self.identities)
@@ -139,10 +139,10 @@ class MatchingData:
 def load_or_simulate(config: RunConfig, progress: bool = False):
     """Stage 1: the population named by ``--data``, or the simulated default."""
     if config.data:
-        from .io import load_population
+        from ..data.io import load_population
 
         return load_population(config.data)
-    from .simulator import make_population
+    from ..simulator.traits import make_population
 
     n = config.n_identities()
     if config.is_quick:
@@ -196,7 +196,7 @@ def _fingerprint(population, parts: dict, extractor_settings: dict) -> str:
     """Cache key of the extracted tables: the population's content (identities,
     clip and face ids, provenance), who is in which role, the extractor settings
     and the package version. ``--no-cache`` recomputes regardless."""
-    from . import __version__
+    from .. import __version__
 
     h = hashlib.sha1()
     ids = population.identities.drop(columns=["voice_latent", "face_latent"], errors="ignore").astype(str)
@@ -262,7 +262,7 @@ def extract_tables(population, parts: dict, config: RunConfig, progress: bool = 
 
 def _load_extractors(folder: Path):
     """The cached fitted extractors, or None if they were not saved (the tables suffice to match)."""
-    from .extractors import ExtractorSet
+    from ..extractors.extractor import ExtractorSet
 
     try:
         return ExtractorSet.load(folder, progress=False)
@@ -282,7 +282,7 @@ def build_extractors(names, preset: str = "default", *, quick: bool = False, pro
     vector features the gender extractor of that modality uses: minutes less
     training on a CPU, for quick experiments
     (benchmarks/bench_main_job.py measures both)."""
-    from .extractors import ExtractorSet, MetapropertyExtractor
+    from ..extractors.extractor import ExtractorSet, MetapropertyExtractor
 
     if preset not in EXTRACTOR_PRESETS:
         raise ValueError(f"--extractors must be one of {EXTRACTOR_PRESETS}, got {preset!r}")
@@ -369,7 +369,7 @@ def fit_matcher(matcher: MetapropertyMatcher, data: MatchingData, pairs: dict, o
 
 
 def make_role_pairs(data: MatchingData, seed: int) -> dict:
-    from .pairs import make_pairs
+    from ..data.pairs import make_pairs
 
     return {role: make_pairs(data.parts[role], n_pairs_for(data.parts[role]), seed=seed + k)
             for k, role in enumerate(("matcher", "threshold", "test"))}
@@ -379,7 +379,7 @@ def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part
     """Identification, AUC and EER on every voice-face pair of ``part`` (via
     :func:`vfmatch.evaluation.evaluate_similarity`), plus match / no-match
     decision rates at the validation threshold on balanced test pairs."""
-    from .evaluation import evaluate_similarity
+    from ..evaluation.metrics import evaluate_similarity
 
     S = matcher.similarity_matrix(voice_table, face_table)
     metrics = dict(
@@ -403,7 +403,7 @@ def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part
 def subgroups(S: np.ndarray, part, seed: int) -> dict:
     """1:2 identification and AUC per gender and per ethnicity of the test voices,
     with every test face as a candidate (:func:`vfmatch.evaluation.subgroup_report`)."""
-    from .evaluation import subgroup_report
+    from ..evaluation.metrics import subgroup_report
 
     out = {}
     for col in ("gender", "ethnicity"):
@@ -434,9 +434,9 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def _check_options(config: RunConfig) -> None:
     """Fail on bad options before any expensive stage runs."""
-    from .difficulty import check_eps
-    from .distances import resolve_distances
-    from .matcher import CLASSIFIERS
+    from ..matching.difficulty import check_eps
+    from ..matching.distances import resolve_distances
+    from ..matching.matcher import CLASSIFIERS
 
     if config.classifier not in CLASSIFIERS:
         raise ValueError(f"--classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
@@ -459,7 +459,7 @@ def run(config: RunConfig) -> dict:
 def _run(config: RunConfig) -> dict:
     from tqdm.auto import tqdm
 
-    from .difficulty import compare_strategies
+    from ..matching.difficulty import compare_strategies
     from .report import write_json
 
     out = Path(config.out)

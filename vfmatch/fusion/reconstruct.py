@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .preprocess import AlignFaces
+from ..data.preprocess import AlignFaces
 
 __all__ = ["select_best_matches", "fuse_faces", "reconstruct_face", "FusedFace"]
 

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import default_device
+from ..config import default_device
 from .protocols import ListSample, _csr, _group_per_code, sample_lists, sample_verification_pairs, speaker_codes
 
 __all__ = [
@@ -843,7 +843,7 @@ def _gender_per_code(n_codes, codes_and_genders) -> np.ndarray | None:
     parts = [(c, g) for c, g in codes_and_genders if g is not None]
     if not parts:
         return None
-    from .metaproperties import get_metaproperty
+    from ..metaproperties import get_metaproperty
 
     gender = get_metaproperty("gender")
     out = np.full(n_codes, -1, dtype=np.int64)

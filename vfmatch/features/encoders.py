@@ -61,7 +61,8 @@ import torch
 from torch import nn
 
 from .audio import LogMelSpectrogram, log_mel_batch, time_windows, validate_waveform, voice_statistics, VOICE_STAT_NAMES
-from .config import default_device
+from ..config import default_device
+from ..utils import batches, code_fingerprint, limit_threads, progress as progress_bar
 
 __all__ = [
     "Encoder",
@@ -77,11 +78,6 @@ __all__ = [
     "rgb_to_lab",
     "individual_typology_angle",
 ]
-
-
-# Part of every cached feature's key: bump it when an encoder's computation changes,
-# so features cached by an older version are not reused.
-FEATURES_VERSION = 5
 
 
 class HubDownloadError(OSError):
@@ -158,9 +154,10 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def fingerprint(self) -> str:
-        """A hash of the configuration and weights: the key of cached features."""
+        """A hash of the configuration, the weights and the class's source code
+        (:func:`vfmatch.utils.code_fingerprint`): the key of cached features."""
         if self._fingerprint is None:
-            h = hashlib.sha1(f"{type(self).__qualname__}:{FEATURES_VERSION}".encode())
+            h = hashlib.sha1(f"{type(self).__qualname__}:{code_fingerprint(self)}".encode())
             h.update(json.dumps(self.config(), sort_keys=True, default=str).encode())
             for key, value in sorted(self.state_dict().items()):
                 h.update(key.encode())
@@ -227,48 +224,6 @@ def list_encoders(modality: str | None = None) -> list[str]:
     return out
 
 
-def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
-    """A tqdm progress bar over ``iterable`` when ``enabled`` (``tqdm.auto``: a widget in Jupyter)."""
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False)
-
-
-class limit_threads:
-    """Run a block with ``n`` torch and BLAS threads (default: ``VFMATCH_THREADS``, else 1).
-
-    Encoders and calculators do many small operations. On a small CPU a second
-    thread gains little there, and while another process holds the other core
-    its spinning can make each operation five to ten times slower, so vfmatch
-    uses one thread unless told otherwise (``VFMATCH_THREADS=4``)."""
-
-    _controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once
-
-    def __init__(self, n: int | None = None):
-        self.n = int(n or os.environ.get("VFMATCH_THREADS", 1))
-
-    def __enter__(self):
-        from threadpoolctl import ThreadpoolController
-
-        if limit_threads._controller is None:
-            limit_threads._controller = ThreadpoolController()
-        self._torch = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-        self._blas = limit_threads._controller.limit(limits=self.n)
-        return self
-
-    def __exit__(self, *exc):
-        self._blas.restore_original_limits()
-        torch.set_num_threads(self._torch)
-        return False
-
-
-def _batches(n: int, size: int):
-    return [slice(s, min(s + size, n)) for s in range(0, n, max(1, int(size)))]
-
-
 # ---------------------------------------------------------------------------
 # Voice encoders
 # ---------------------------------------------------------------------------
@@ -296,7 +251,7 @@ class LogMelEncoder(_LogMelMixin, Encoder):
 
     def _encode(self, items, *, landmarks=None, batch_size=32, progress=False):
         out = []
-        for sl in _progress(_batches(len(items), batch_size), progress, "log-Mel", None):
+        for sl in progress_bar(batches(len(items), batch_size), progress, "log-Mel", None):
             out += log_mel_batch(items[sl], self.frontend, batch_size=batch_size, validate=False)
         return out
 
@@ -322,7 +277,7 @@ class LogMelStatsEncoder(_LogMelMixin, Encoder):
         import torchaudio
 
         rows = []
-        for sl in _progress(_batches(len(items), batch_size), progress, "log-Mel stats", None):
+        for sl in progress_bar(batches(len(items), batch_size), progress, "log-Mel stats", None):
             for spec in log_mel_batch(items[sl], self.frontend, batch_size=batch_size, validate=False):
                 s = torch.as_tensor(spec)
                 # Frames more than 50 dB below the clip's loudest are pauses/noise floor.
@@ -349,7 +304,7 @@ class VoiceStatsEncoder(Encoder):
     feature_names = VOICE_STAT_NAMES
 
     def _encode(self, items, *, landmarks=None, batch_size=32, progress=False):
-        rows = [voice_statistics(w) for w in _progress(items, progress, "F0/formants", len(items))]
+        rows = [voice_statistics(w) for w in progress_bar(items, progress, "F0/formants", len(items))]
         return np.stack(rows).astype(np.float32)
 
 
@@ -415,9 +370,9 @@ def _train_loop(net, dim, sample_batch, speakers, *, epochs, batch_size, lr, see
     steps = epochs * int(np.ceil(len(y) / batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
     y_t = torch.as_tensor(y)
-    for _ in _progress(range(epochs), progress, desc, epochs):
+    for _ in progress_bar(range(epochs), progress, desc, epochs):
         order = gen.permutation(len(y))
-        for sl in _batches(len(order), batch_size):
+        for sl in batches(len(order), batch_size):
             idx = order[sl]
             if len(idx) < 2:
                 continue
@@ -501,7 +456,7 @@ class SpeakerCNNEncoder(_LogMelMixin, Encoder):
         self.net.to(device).eval()
         width = self.kwargs["crop_frames"]
         rows = []
-        for sl in _progress(_batches(len(items), batch_size), progress, "speaker-cnn", None):
+        for sl in progress_bar(batches(len(items), batch_size), progress, "speaker-cnn", None):
             specs = self._spectrograms(items[sl])
             windows = [time_windows(s, width) for s in specs]
             emb = self.net(torch.as_tensor(np.concatenate(windows)).to(device) / 20.0).cpu()
@@ -625,7 +580,7 @@ class HFSpeechEncoder(Encoder):
         waves = [w[:max_len] for w in waves]
         order = np.argsort([len(w) for w in waves])  # similar lengths together: little padding
         out = np.zeros((len(waves), self.dim), dtype=np.float32)
-        for sl in _progress(_batches(len(order), batch_size), progress, self.name, None):
+        for sl in progress_bar(batches(len(order), batch_size), progress, self.name, None):
             idx = order[sl]
             inputs = self.processor([waves[i] for i in idx], sampling_rate=sr, return_tensors="pt", padding=True)
             inputs = {k: v.to(device) for k, v in inputs.items()}
@@ -719,7 +674,7 @@ def images_to_tensor(images: np.ndarray, size: int, landmarks: np.ndarray | None
     x = torch.as_tensor(np.require(images, requirements="W")).permute(0, 3, 1, 2).float() / 255.0  # copy if read-only
     if landmarks is None:
         return nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    from .preprocess import ARCFACE_SIZE, ARCFACE_TEMPLATE, AlignFaces
+    from ..data.preprocess import ARCFACE_SIZE, ARCFACE_TEMPLATE, AlignFaces
 
     tpl = (ARCFACE_TEMPLATE - ARCFACE_SIZE / 2) * zoom + ARCFACE_SIZE / 2
     # Align at the input resolution (sharp), then shrink with anti-aliasing.
@@ -795,7 +750,7 @@ class PixelsEncoder(_FaceEncoder):
         lm = landmarks if self.kwargs["align"] else None
         parts = [
             images_to_tensor(items[sl], self.kwargs["size"], None if lm is None else lm[sl], zoom=self.kwargs["zoom"])
-            for sl in _progress(_batches(len(items), 256), progress, "pixels", None)
+            for sl in progress_bar(batches(len(items), 256), progress, "pixels", None)
         ]
         return torch.cat(parts).numpy().astype(np.float32)
 
@@ -823,7 +778,7 @@ class ThumbnailEncoder(_FaceEncoder):
         lm = landmarks if self.kwargs["align"] else None
         size = self.kwargs["size"]
         rows = []
-        for sl in _progress(_batches(len(items), 256), progress, "thumbnail", None):
+        for sl in progress_bar(batches(len(items), 256), progress, "thumbnail", None):
             # Align at twice the output size, then shrink with anti-aliasing (no jagged edges).
             x = images_to_tensor(items[sl], 2 * size, None if lm is None else lm[sl], zoom=self.kwargs["zoom"])
             small = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
@@ -854,7 +809,7 @@ class ITAEncoder(_FaceEncoder):
         if landmarks is None:
             landmarks = np.repeat(_default_landmarks(H, W)[None], n, axis=0)
         rows = []
-        for img, lm in _progress(zip(items, landmarks), progress, "ITA", n):  # numpy only: one thread anyway
+        for img, lm in progress_bar(zip(items, landmarks), progress, "ITA", n):  # numpy only: one thread anyway
             lab = rgb_to_lab(img / 255.0)
             per_patch = []
             for mask in skin_patches(lm, (H, W), radius=self.kwargs["radius"]).values():
@@ -895,7 +850,7 @@ class ColoursEncoder(_FaceEncoder):
             landmarks = np.repeat(_default_landmarks(H, W)[None], n, axis=0)
         yy, xx = np.mgrid[0:H, 0:W]
         rows = []
-        for img, lm in _progress(zip(items, landmarks), progress, "colours", n):
+        for img, lm in progress_bar(zip(items, landmarks), progress, "colours", n):
             lab = rgb_to_lab(img / 255.0)
             mid, d = (lm[0] + lm[1]) / 2, np.linalg.norm(lm[1] - lm[0]) + 1e-6
             u = (lm[1] - lm[0]) / d
@@ -982,7 +937,7 @@ class FaceCNNEncoder(_FaceEncoder):
         device = default_device(self.kwargs["device"])
         self.net.to(device).eval()
         rows = []
-        for sl in _progress(_batches(len(items), batch_size), progress, "face-cnn", None):
+        for sl in progress_bar(batches(len(items), batch_size), progress, "face-cnn", None):
             x = images_to_tensor(items[sl], self.kwargs["size"], None if landmarks is None else landmarks[sl]) - 0.5
             rows.append(self.net(x.to(device)).cpu().numpy())
         self.net.cpu()
@@ -1055,7 +1010,7 @@ class TimmEncoder(_FaceEncoder):
         self.to(device)
         lm = landmarks if self.kwargs["align"] else None
         rows = []
-        for sl in _progress(_batches(len(items), batch_size), progress, self.name, None):
+        for sl in progress_bar(batches(len(items), batch_size), progress, self.name, None):
             x = images_to_tensor(items[sl], self.input_size, None if lm is None else lm[sl]).to(device)
             rows.append(self.model((x - self.mean) / self.std).float().cpu().numpy())
         self.cpu()
@@ -1108,7 +1063,7 @@ class HFImageEncoder(_FaceEncoder):
         self.to(device)
         lm = landmarks if self.kwargs["align"] else None
         rows = []
-        for sl in _progress(_batches(len(items), batch_size), progress, self.name, None):
+        for sl in progress_bar(batches(len(items), batch_size), progress, self.name, None):
             x = images_to_tensor(items[sl], self.input_size, None if lm is None else lm[sl]).to(device)
             out = self.model(pixel_values=(x - self.mean) / self.std)
             if self.head == "classifier":

@@ -53,7 +53,7 @@ import scipy.fft
 from scipy.ndimage import convolve1d
 from scipy.signal import lfilter
 
-from .metaproperties import ACCENTS, MOTHER_TONGUES
+from ..metaproperties import ACCENTS, MOTHER_TONGUES
 
 __all__ = ["synthesize_clips", "synthesize_clip", "speaker_voice", "speech_profile", "Voice",
            "ACCENT_PROFILES", "VOWELS", "CONSONANTS", "FRAME_RATE"]
@@ -122,7 +122,7 @@ _NUMERIC = ("rate", "stress", "reduction", "range_st", "decl", "rise", "coda", "
 def speech_profile(accent: str, mother_tongue: str) -> dict:
     """Speaking style: the accent's profile with ``L1_TRANSFER`` of the mother tongue's
     own accent mixed into its numeric entries (rate, rhythm, intonation, vowel shifts)."""
-    from .simulator import L1_ACCENT  # the accent each mother tongue carries into English
+    from .traits import L1_ACCENT  # the accent each mother tongue carries into English
 
     if accent not in ACCENT_PROFILES:
         raise ValueError(f"unknown accent {accent!r}; expected one of {ACCENTS}")

@@ -74,7 +74,7 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_curve
 
 from .distances import paired_distance, pairwise_distance, resolve_distances
-from .metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty
+from ..metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty
 
 __all__ = [
     "MetapropertyMatcher",

@@ -647,7 +647,7 @@ def evaluate_sss(
     ``queries`` (U/G), ``split``, ``metric``, ``value``, ``chance``, ``n``, and
     ``eer`` for verification lists.
     """
-    from .evaluation import _list_credit, chance_average_precision, equal_error_rate, mean_average_precision, roc_auc
+    from .metrics import _list_credit, chance_average_precision, equal_error_rate, mean_average_precision, roc_auc
 
     if ties not in ("half", "wrong"):
         raise ValueError("ties must be 'half' or 'wrong' for published 1:2 lists")
@@ -682,7 +682,7 @@ def evaluate_sss(
                 ap = mean_average_precision(scores, rel_speaker[None, :] == q_spk[:, None], reduction="none")
                 value = float(np.average(ap, weights=q_count))
             else:
-                from .evaluation import FunctionScorer, retrieval_map
+                from .metrics import FunctionScorer, retrieval_map
 
                 qp, gp = queries["path"].to_numpy(), gallery["path"].to_numpy()
                 fn = FunctionScorer(lambda i, j: call(qp[i], gp[j]), len(qp), len(gp))

@@ -33,9 +33,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from .config import cache_dir
-from .metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES
-from .population import SAMPLE_RATE, Population
+from ..config import cache_dir
+from ..metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES
+from ..data.population import SAMPLE_RATE, Population
 
 __all__ = ["make_population", "draw_identities", "DEFAULT_N_IDENTITIES", "SIMULATOR_VERSION", "LATENT_DIM"]
 
@@ -189,8 +189,8 @@ def make_population(
     -------
     Population
     """
-    from .face_rendering import render_faces
-    from .voice_synthesis import synthesize_clips
+    from .faces import render_faces
+    from .voices import synthesize_clips
 
     if clips_per_identity < 1 or faces_per_identity < 1:
         raise ValueError("clips_per_identity and faces_per_identity must be at least 1")

@@ -1,0 +1,141 @@
+"""Small helpers every stage shares: progress bars, thread limits, one-hot codes,
+JSON conversion and code fingerprints for cache keys.
+
+This module sits at the bottom of the data flow (beside :mod:`vfmatch.config`
+and :mod:`vfmatch.metaproperties`): it imports nothing else from vfmatch, so
+any stage may use it. Each job here has this one implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["progress", "limit_threads", "batches", "one_hot", "to_jsonable", "code_fingerprint", "CODE_VERSION"]
+
+# One code version for every cache (simulated populations, features, extracted
+# tables). Bump it when a change alters cached results in a way that the code
+# fingerprints below cannot see (a library upgrade, a data-format change).
+CODE_VERSION = "4"
+
+
+def progress(iterable, enabled: bool, desc: str, total: int | None = None):
+    """A tqdm progress bar over ``iterable`` when ``enabled`` (``tqdm.auto``: a widget in Jupyter)."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm  # deferred: only long work shows a bar
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def batches(n: int, size: int) -> list[slice]:
+    """Slices ``[0:size], [size:2*size], ...`` covering ``range(n)``."""
+    return [slice(s, min(s + size, n)) for s in range(0, n, max(1, int(size)))]
+
+
+class limit_threads:
+    """Run a block with ``n`` torch and BLAS threads (default: ``VFMATCH_THREADS``, else 1).
+
+    Encoders and calculators do many small operations. On a small CPU a second
+    thread gains little there, and while another process holds the other core
+    its spinning can make each operation five to ten times slower, so vfmatch
+    uses one thread unless told otherwise (``VFMATCH_THREADS=4``)."""
+
+    _controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once
+
+    def __init__(self, n: int | None = None):
+        self.n = int(n or os.environ.get("VFMATCH_THREADS", 1))
+
+    def __enter__(self):
+        import torch  # deferred: utils stays importable without torch loaded
+        from threadpoolctl import ThreadpoolController
+
+        if limit_threads._controller is None:
+            limit_threads._controller = ThreadpoolController()
+        self._torch = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+        self._blas = limit_threads._controller.limit(limits=self.n)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        self._blas.restore_original_limits()
+        torch.set_num_threads(self._torch)
+        return False
+
+
+def one_hot(index, n_values: int) -> np.ndarray:
+    """``(n,) int`` value indices -> ``(n, n_values) float32`` one-hot rows.
+
+    An index of -1 (unknown) gives a uniform row: knowing nothing, every value is
+    equally likely. Raises ValueError for an index outside ``[-1, n_values)``."""
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    if n_values < 1:
+        raise ValueError(f"n_values must be >= 1, got {n_values}")
+    bad = (idx < -1) | (idx >= n_values)
+    if bad.any():
+        raise ValueError(f"value index {int(idx[bad][0])} is outside [-1, {n_values})")
+    out = np.zeros((len(idx), n_values), dtype=np.float32)
+    known = idx >= 0
+    out[np.flatnonzero(known), idx[known]] = 1.0
+    out[~known] = 1.0 / n_values
+    return out
+
+
+def to_jsonable(obj):
+    """numpy scalars/arrays, frames, paths and sets to plain JSON values (NaN/inf -> None).
+
+    float32 keeps its short decimal form (1.2, not 1.2000000476837158)."""
+    import pandas as pd  # deferred: pandas is heavy and only frames need it
+
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return to_jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == np.float32:
+            return to_jsonable([to_jsonable(x) for x in obj.tolist()] if obj.ndim else obj.item())
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.float32):
+        return None if not np.isfinite(obj) else float(str(obj))
+    if isinstance(obj, (float, np.floating)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def code_fingerprint(*objects) -> str:
+    """A short hash of the source code of ``objects`` (classes or functions) and of
+    every vfmatch class they inherit from, plus :data:`CODE_VERSION`.
+
+    Cache keys include it, so a student who edits an encoder's or a calculator's
+    code gets freshly computed features, never stale ones."""
+    h = hashlib.sha1(CODE_VERSION.encode())
+    seen = set()
+    for obj in objects:
+        cls = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
+        chain = cls.__mro__ if inspect.isclass(cls) else (cls,)
+        for c in chain:
+            mod = getattr(c, "__module__", "") or ""
+            if not mod.startswith("vfmatch") or c in seen:
+                continue
+            seen.add(c)
+            try:
+                src = inspect.getsource(c)
+            except (OSError, TypeError):  # defined interactively: its name is all we have
+                src = f"{mod}.{c.__qualname__}"
+            h.update(src.encode())
+    return h.hexdigest()[:16]
