@@ -62,7 +62,7 @@ from ..config import cache_dir, default_device, quick_mode
 from ..features.cache import population_features, population_items
 from ..features.encoders import Encoder, create_encoder
 from ..metaproperties import DEFAULT_METAPROPERTIES, Metaproperty, get_metaproperty
-from ..utils import limit_threads, progress as progress_bar
+from ..utils import code_fingerprint, limit_threads, progress as progress_bar, to_jsonable
 
 __all__ = [
     "Calculator",
@@ -1005,6 +1005,24 @@ class MetapropertyExtractor(BaseEstimator):
             )
         return calc
 
+    def fingerprint(self) -> str:
+        """What this extractor's outputs depend on, valid before ``fit``: the
+        metaproperty and its values, the modality, the encoder's fingerprint
+        (configuration, weights, code) and the calculator's name, parameters and
+        code (:func:`vfmatch.utils.code_fingerprint`). Part of every cache key of
+        extracted tables, so editing an encoder or a calculator recomputes them."""
+        encoder = self.encoder_ if hasattr(self, "encoder_") else self._make_encoder()
+        calc_cls = CALCULATORS[self.calculator] if self.calculator in CALCULATORS else None
+        doc = {
+            "metaproperty": [self.metaproperty, list(self.metaproperty_.values)],
+            "modality": self.modality,
+            "encoder": encoder.fingerprint(),
+            "calculator": [self.calculator, self.calculator_kwargs or {}, code_fingerprint(calc_cls) if calc_cls else None],
+            "auxiliary": list(self.auxiliary or []),
+            "code": code_fingerprint(type(self)),
+        }
+        return hashlib.sha1(json.dumps(to_jsonable(doc), sort_keys=True, default=str).encode()).hexdigest()[:20]
+
     # -- fitting -------------------------------------------------------------------
     def fit(self, X, y=None, *, landmarks=None, groups=None, auxiliary_y: Mapping[str, Sequence] | None = None) -> "MetapropertyExtractor":
         """Train the encoder (if trainable and not yet fitted) and the calculator.
@@ -1288,6 +1306,12 @@ class ExtractorSet:
             ex.encoder = enc
             if hasattr(ex, "encoder_"):
                 ex.encoder_ = enc
+
+    def fingerprint(self) -> str:
+        """Hash of every extractor's :meth:`MetapropertyExtractor.fingerprint` and the
+        quick setting: the cache key part of tables this set extracts."""
+        parts = sorted(ex.fingerprint() for ex in self.extractors)
+        return hashlib.sha1(json.dumps([parts, self.quick]).encode()).hexdigest()[:20]
 
     # -- access --------------------------------------------------------------------------
     @property

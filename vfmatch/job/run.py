@@ -51,6 +51,7 @@ import pandas as pd
 from ..config import cache_dir, default_device, quick_mode
 from ..matching.matcher import MetapropertyMatcher, oracle_metaproperties
 from ..metaproperties import DEFAULT_METAPROPERTIES
+from ..utils import CODE_VERSION
 from .report import to_jsonable
 
 __all__ = ["RunConfig", "MatchingData", "prepare", "run", "add_arguments", "main", "QUICK_IDENTITIES"]
@@ -58,7 +59,6 @@ __all__ = ["RunConfig", "MatchingData", "prepare", "run", "add_arguments", "main
 QUICK_IDENTITIES = 60
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # train (extractors) / validation (matcher + threshold) / test
 CHANCE = {"identification_1to2_vf": 0.5, "identification_1to2_vf_gender_restricted": 0.5, "auc": 0.5, "eer": 0.5}
-_FEATURES_VERSION = "2"
 _MARKER = ".vfmatch_report"  # marks a folder this job writes, so a re-run may write into it again
 
 
@@ -195,9 +195,7 @@ def _halves(part, seed: int):
 def _fingerprint(population, parts: dict, extractor_settings: dict) -> str:
     """Cache key of the extracted tables: the population's content (identities,
     clip and face ids, provenance), who is in which role, the extractor settings
-    and the package version. ``--no-cache`` recomputes regardless."""
-    from .. import __version__
-
+    and :data:`vfmatch.utils.CODE_VERSION`. ``--no-cache`` recomputes regardless."""
     h = hashlib.sha1()
     ids = population.identities.drop(columns=["voice_latent", "face_latent"], errors="ignore").astype(str)
     h.update(pd.util.hash_pandas_object(ids, index=False).values.tobytes())
@@ -207,7 +205,7 @@ def _fingerprint(population, parts: dict, extractor_settings: dict) -> str:
     h.update(json.dumps(population.info, sort_keys=True, default=str).encode())
     h.update(json.dumps({r: sorted(p.speaker_ids) for r, p in parts.items()}).encode())
     h.update(json.dumps(extractor_settings, sort_keys=True, default=str).encode())
-    h.update(f"{_FEATURES_VERSION}|{__version__}".encode())
+    h.update(CODE_VERSION.encode())
     return h.hexdigest()[:20]
 
 
@@ -222,12 +220,9 @@ def extract_tables(population, parts: dict, config: RunConfig, progress: bool = 
 
     names = [n for n in DEFAULT_METAPROPERTIES if population.has_metaproperty(n)]
     extractors = build_extractors(names, config.extractors, quick=config.is_quick, progress=progress)
-    settings = [
-        (ex.modality, ex.metaproperty, getattr(ex.encoder, "name", str(ex.encoder)), ex.calculator,
-         getattr(ex.encoder, "kwargs", ex.encoder_kwargs), ex.calculator_kwargs)
-        for ex in extractors.extractors
-    ]
-    key = _fingerprint(population, parts, {"extractors": settings, "quick": extractors.quick})
+    # The key holds the extractors' fingerprints (encoder and calculator code, settings,
+    # weights), so editing an encoder or a calculator recomputes the tables.
+    key = _fingerprint(population, parts, {"extractors": extractors.fingerprint()})
     folder = cache_dir("features", key)
     roles = ("matcher", "threshold", "test")
     timing: dict = {}
