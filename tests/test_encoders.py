@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vfmatch.features.encoders import (
+from vfmatch.features import (
     HubDownloadError,
     create_encoder,
     create_face_encoder,

@@ -14,7 +14,7 @@ on pure functions:
   (F0, set by the vocal folds: lower for men, falling with age) and the formants
   (resonances of the vocal tract: lower in longer tracts, i.e. taller people).
 
-All clips are 16 kHz mono float32 in [-1, 1] (``vfmatch.population.SAMPLE_RATE``).
+All clips are 16 kHz mono float32 in [-1, 1] (``vfmatch.data.population.SAMPLE_RATE``).
 Book chapter: ``book/02_voice_encoders.ipynb``.
 """
 
@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 import torchaudio
+
+from ..utils import batches
 
 __all__ = [
     "validate_waveform",
@@ -189,8 +191,8 @@ def log_mel_batch(
     transform = transform or LogMelSpectrogram()
     tensors = [validate_waveform(w, name=f"clip {i}") if validate else torch.as_tensor(w, dtype=torch.float32) for i, w in enumerate(waves)]
     out: list[np.ndarray] = []
-    for start in range(0, len(tensors), batch_size):
-        chunk = tensors[start : start + batch_size]
+    for sl in batches(len(tensors), batch_size):
+        chunk = tensors[sl]
         padded = [transform.pad(t) for t in chunk]
         batch = torch.zeros(len(chunk), max(p.numel() for p in padded))
         for row, p in enumerate(padded):

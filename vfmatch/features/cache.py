@@ -58,7 +58,8 @@ def population_features(
 
     Computed once: kept in memory for this session and, with ``cache=True``,
     on disk under ``cache_dir("features")`` keyed by the encoder's fingerprint
-    (configuration and weights) and the data's fingerprint.
+    (code, configuration and weights: :meth:`Encoder.fingerprint`) and the
+    data's fingerprint. A concatenation caches each of its parts.
 
     Returns
     -------
@@ -94,8 +95,6 @@ def population_features(
     while len(_MEMO) > _MEMO_SIZE:
         _MEMO.popitem(last=False)
     return feats
-
-
 
 
 def clear_memory_cache() -> None:

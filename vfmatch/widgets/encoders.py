@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..features.audio import LogMelSpectrogram, formant_track, pitch_track, validate_waveform
-from ..features.encoders import images_to_tensor, individual_typology_angle, rgb_to_lab, skin_patches, validate_images
+from ..features.images import images_to_tensor, individual_typology_angle, rgb_to_lab, skin_patches, validate_images
 from .display import show_in
 
 __all__ = [
