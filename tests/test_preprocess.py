@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from vfmatch.data.io import SkippedInputWarning, export_population, load_population
+from vfmatch.data import SkippedInputWarning, export_population, load_population
 from vfmatch.data.preprocess import (
     ARCFACE_TEMPLATE,
     AlignFaces,
