@@ -537,3 +537,20 @@ def test_jsonl_metadata_and_literal_na_speaker(folder):
         pop = load_population(folder, skip_bad=True)
     assert pop.info["skipped"] == {"identity with no faces": 1, "identity with no voice clips": 1}
     assert pop.speaker_ids == ["s2", "s3"]
+
+
+def test_load_cache_notices_edited_decoding_code(folder, monkeypatch):
+    """Decoded rows are cached by the decoding code too: an edited decoder decodes afresh."""
+    from vfmatch.data import load as load_module
+
+    first = load_population(folder)
+    decode = load_module._decode_audio
+
+    def half_level(item, opts):
+        return [0.5 * wave for wave in decode(item, opts)]
+
+    half_level.__module__ = "vfmatch.data.decode"  # as if edited in decode.py
+    monkeypatch.setattr(load_module, "_decode_audio", half_level)
+    np.testing.assert_allclose(load_population(folder).audio(0), 0.5 * first.audio(0), atol=1e-7)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_population(folder).audio(0), first.audio(0))
