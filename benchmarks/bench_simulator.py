@@ -20,7 +20,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from vfmatch.simulator.faces import render_faces
-    from vfmatch.simulator.traits import assemble_population, draw_identities
+    from vfmatch.simulator.population import assemble_population
+    from vfmatch.simulator.traits import draw_identities
     from vfmatch.simulator.voices import synthesize_clips
 
     print(f"cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}")

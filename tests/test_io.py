@@ -1,4 +1,5 @@
-"""Files in, files out (vfmatch.data.io): export, the readers, and every kind of bad input.
+"""Files in, files out (vfmatch.data.export, vfmatch.data.load and the `vfmatch population`
+command): export, the readers, and every kind of bad input.
 
 All fixtures are tiny files written into tmp_path; nothing touches the network."""
 
@@ -18,8 +19,10 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from vfmatch.data import io as vio
-from vfmatch.data.io import LANDMARK_COLUMNS, SkippedInputWarning, export_population, load_population
+from vfmatch.data.export import export_population
+from vfmatch.data.layout import LANDMARK_COLUMNS
+from vfmatch.data.load import SkippedInputWarning, load_population
+from vfmatch.job import population_command
 from vfmatch.data.population import IDENTITY_COLUMNS
 
 SR = 16_000
@@ -111,7 +114,7 @@ def test_cli_refuses_non_empty_folder(tmp_path, capsys):
     assert f"vfmatch population: error: {out}: folder is not empty" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match=re.escape(f"{out}: folder is not empty")):  # the function itself raises
-        vio.main(argparse.Namespace(out=str(out), overwrite=False))
+        population_command.main(argparse.Namespace(out=str(out), overwrite=False))
 
 
 def test_export_layout_columns_and_files(sim_population, tmp_path):
@@ -534,3 +537,20 @@ def test_jsonl_metadata_and_literal_na_speaker(folder):
         pop = load_population(folder, skip_bad=True)
     assert pop.info["skipped"] == {"identity with no faces": 1, "identity with no voice clips": 1}
     assert pop.speaker_ids == ["s2", "s3"]
+
+
+def test_load_cache_notices_edited_decoding_code(folder, monkeypatch):
+    """Decoded rows are cached by the decoding code too: an edited decoder decodes afresh."""
+    from vfmatch.data import load as load_module
+
+    first = load_population(folder)
+    decode = load_module._decode_audio
+
+    def half_level(item, opts):
+        return [0.5 * wave for wave in decode(item, opts)]
+
+    half_level.__module__ = "vfmatch.data.decode"  # as if edited in decode.py
+    monkeypatch.setattr(load_module, "_decode_audio", half_level)
+    np.testing.assert_allclose(load_population(folder).audio(0), 0.5 * first.audio(0), atol=1e-7)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_population(folder).audio(0), first.audio(0))

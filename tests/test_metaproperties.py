@@ -4,6 +4,7 @@ import pytest
 from vfmatch.metaproperties import (
     DEFAULT_METAPROPERTIES,
     Metaproperty,
+    create_metaproperty,
     get_metaproperty,
     list_metaproperties,
     register_metaproperty,
@@ -42,7 +43,7 @@ def test_one_hot_and_distribution_checks():
     oh = bmi.one_hot([17.0, 22.0, None])
     assert oh.shape == (3, 6)
     np.testing.assert_allclose(oh.sum(axis=1), 1.0)
-    assert oh[0, 0] == 1 and oh[1, 1] == 1
+    assert oh[0, 0] == 1 and oh[1, 1] == 1 and oh.dtype == np.float32
     np.testing.assert_allclose(oh[2], 1 / 6)
     with pytest.raises(ValueError, match=r"expected probabilities of shape \(n, 6\)"):
         bmi.check_distribution(np.ones((2, 5)) / 5)
@@ -80,3 +81,24 @@ def test_registry_rejects_malformed_classes():
 
     with pytest.raises(ValueError, match="len\\(values\\) - 1 bin_edges"):
         register_metaproperty(Bad)
+
+
+def test_create_metaproperty_from_keywords():
+    assert create_metaproperty("gender").values == ("male", "female")  # no attributes: the registered one
+    spec = dict(kind="binned", unit="kg/m^2", column="bmi", bin_edges=(25.0,), values=("under 25", "25 or more"))
+    try:
+        coarse = create_metaproperty("bmi_coarse", **spec)
+        assert type(coarse).__name__ == "BmiCoarse" and "bmi_coarse" in list_metaproperties()
+        assert coarse.encode([20.0, 25.0, None]).tolist() == [0, 1, -1]
+        assert coarse.source_column == "bmi" and coarse.is_ordered
+        assert get_metaproperty("bmi_coarse").values == spec["values"]
+        assert type(create_metaproperty("bmi_coarse", **spec)) is type(coarse)  # re-running the cell is harmless
+        with pytest.raises(ValueError, match="already registered with other attributes"):
+            create_metaproperty("bmi_coarse", **{**spec, "bin_edges": (30.0,)})
+    finally:
+        unregister_metaproperty("bmi_coarse")
+    with pytest.raises(TypeError, match=r"unknown attribute\(s\) \['colour'\]"):
+        create_metaproperty("hair", colour="red")
+    with pytest.raises(ValueError, match="needs len\\(values\\) - 1 bin_edges"):
+        create_metaproperty("hair", kind="binned", values=("short", "long"))
+    assert "hair" not in list_metaproperties()

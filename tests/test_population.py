@@ -6,7 +6,8 @@ import pytest
 
 from vfmatch.data.pairs import make_one_to_n, make_pairs, make_triplets
 from vfmatch.data.population import Population, parse_subset
-from vfmatch.simulator.traits import assemble_population, draw_identities
+from vfmatch.simulator.population import assemble_population
+from vfmatch.simulator.traits import draw_identities
 
 
 def _fake_population(n=20, clips=3, faces=2, seed=0) -> Population:

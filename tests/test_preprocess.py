@@ -11,7 +11,8 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from vfmatch.data.io import SkippedInputWarning, export_population, load_population
+from vfmatch.data import SkippedInputWarning, export_population, load_population
+from vfmatch.data.audio_checks import WaveformError, validate_waveform
 from vfmatch.data.preprocess import (
     ARCFACE_TEMPLATE,
     AlignFaces,
@@ -74,6 +75,45 @@ def test_resample_keeps_frequency_and_module_agrees():
     np.testing.assert_array_equal(resample(x, SR, SR), x)
     with pytest.raises(ValueError, match="sample rates must be positive"):
         resample(x, 0, SR)
+
+
+def test_validate_waveform_minimum_is_25_ms_at_the_clips_rate():
+    tone = np.sin(np.arange(1000) / 5.0).astype(np.float32)
+    assert validate_waveform(tone[:400]).shape == (400,)  # 25 ms at the default 16 kHz
+    with pytest.raises(WaveformError, match=re.escape("clip 1: audio too short, 399 samples (24.9 ms at 16000 Hz); need at least 400")):
+        validate_waveform(tone[:399], name="clip 1")
+    assert validate_waveform(tone[:200], sample_rate=8000).shape == (200,)  # 25 ms at 8 kHz
+    with pytest.raises(WaveformError, match=re.escape("(22.7 ms at 44100 Hz); need at least 1102")):
+        validate_waveform(np.tile(tone, 2)[:1000], sample_rate=44_100)
+    assert validate_waveform(tone[:10], min_samples=10).shape == (10,)
+    with pytest.raises(WaveformError) as err:
+        validate_waveform(np.zeros(SR, np.float32))
+    assert err.value.kind == "silent audio" and isinstance(err.value, ValueError)
+    with pytest.raises(ValueError, match="sample_rate must be a positive"):
+        validate_waveform(tone, sample_rate=0)
+
+
+def test_loader_checks_length_at_the_files_rate(tmp_path):
+    """A 20 ms file at 8 kHz is too short; the message names the file and its rate."""
+    root = tmp_path / "data"
+    rows_v, rows_f = [], []
+    for k, sid in enumerate(("a", "b")):
+        (root / "voices" / sid).mkdir(parents=True)
+        (root / "faces" / sid).mkdir(parents=True)
+        sf.write(root / "voices" / sid / "c.wav", (0.3 * np.sin(np.arange(8000) / 3.0)).astype(np.float32), 8000)
+        Image.fromarray(np.full((40, 40, 3), 100 + k, np.uint8)).save(root / "faces" / sid / "f.png")
+        rows_v.append({"file_name": f"{sid}/c.wav", "speaker_id": sid})
+        rows_f.append({"file_name": f"{sid}/f.png", "speaker_id": sid})
+    short = root / "voices" / "b" / "short.wav"
+    sf.write(short, (0.3 * np.sin(np.arange(160) / 3.0)).astype(np.float32), 8000)
+    rows_v.append({"file_name": "b/short.wav", "speaker_id": "b"})
+    pd.DataFrame(rows_v).to_csv(root / "voices" / "metadata.csv", index=False)
+    pd.DataFrame(rows_f).to_csv(root / "faces" / "metadata.csv", index=False)
+    with pytest.raises(ValueError, match=re.escape(f"{short}: audio too short, 160 samples (20.0 ms at 8000 Hz); need at least 200")):
+        load_population(root)
+    with pytest.warns(SkippedInputWarning, match=re.escape("audio too short: 1")):
+        pop = load_population(root, skip_bad=True)
+    assert pop.voices.num_rows == 2 and pop.audio(0).shape == (SR,)  # the 1 s clips, resampled to 16 kHz
 
 
 # -------------------------------------------------------------------- faces

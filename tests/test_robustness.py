@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from vfmatch.data.preprocess import resample
 from vfmatch.evaluation import robustness as rb
 
 SR = 16_000
@@ -52,7 +53,7 @@ def _spectral_corr(a, b):
 
 def _lowpass(x):
     """What any 8 kHz codec can keep at best: the signal resampled to 8 kHz and back."""
-    return rb._resample(rb._resample(x, SR, 8000), 8000, SR)[: x.size]
+    return resample(resample(x, SR, 8000), 8000, SR)[: x.size]
 
 
 # ---------------------------------------------------------------- noise

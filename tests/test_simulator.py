@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 import vfmatch
+from vfmatch import utils
 from vfmatch.metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty
+from vfmatch.simulator import traits, voices
+from vfmatch.simulator.population import simulator_fingerprint
 from vfmatch.simulator.traits import draw_identities
 from vfmatch.widgets.population import simulate_person, trait_sweep
 
@@ -70,3 +73,34 @@ def test_trait_sweep_moves_pitch_with_gender():
     f0 = np.asarray(sweep.voices["f0_mean_hz"])
     assert sweep.speaker_ids == ["gender=male", "gender=female"]
     assert f0[1] > f0[0] * 1.3
+
+
+def test_the_cache_notices_an_edited_simulator(monkeypatch):
+    """The population cache is keyed on the simulator's code and tables: an edit re-simulates."""
+    args = dict(seed=11, clips_per_identity=1, faces_per_identity=1, clip_seconds=(0.5, 0.6), image_size=32)
+    first = vfmatch.make_population(3, **args)
+    np.testing.assert_array_equal(vfmatch.make_population(3, **args).audio(0), first.audio(0))  # cached
+    before = simulator_fingerprint()
+
+    # "Edit" voices.py: every clip at half the level. The stand-in says it lives in
+    # vfmatch.simulator.voices, as an edited function there would.
+    synthesize = voices.synthesize_clip
+
+    def half_level(*a, **k):
+        audio, meta = synthesize(*a, **k)
+        return 0.5 * audio, meta
+
+    half_level.__module__ = voices.__name__
+    monkeypatch.setattr(voices, "synthesize_clip", half_level)
+    assert simulator_fingerprint() != before
+    edited = vfmatch.make_population(3, **args)
+    np.testing.assert_allclose(edited.audio(0), 0.5 * first.audio(0), atol=1e-6)  # simulated again, not the old clips
+    monkeypatch.undo()
+    assert simulator_fingerprint() == before
+
+    # A table of numbers and the shared code version count too.
+    monkeypatch.setitem(traits.HEIGHT_OFFSET, "White", 9.0)
+    assert simulator_fingerprint() != before
+    monkeypatch.undo()
+    monkeypatch.setattr(utils, "CODE_VERSION", utils.CODE_VERSION + "-test")
+    assert simulator_fingerprint() != before

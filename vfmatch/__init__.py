@@ -26,10 +26,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Population": "data.population",
     "PopulationSplits": "data.population",
-    "make_population": "simulator.traits",
+    "make_population": "simulator.population",
     "draw_identities": "simulator.traits",
-    "load_population": "data.io",
-    "export_population": "data.io",
+    "load_population": "data.load",
+    "export_population": "data.export",
     "make_pairs": "data.pairs",
     "make_triplets": "data.pairs",
     "make_one_to_n": "data.pairs",

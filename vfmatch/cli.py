@@ -17,7 +17,7 @@ import sys
 # subcommand -> (module, one-line help). Each module defines
 # ``add_arguments(parser)`` and ``main(args) -> int``.
 SUBCOMMANDS = {
-    "population": ("vfmatch.data.io", "simulate a population and write it as WAV/PNG files with metadata.csv"),
+    "population": ("vfmatch.job.population_command", "simulate a population and write it as WAV/PNG files with metadata.csv"),
     "run": ("vfmatch.job.run", "the main job: train extractors and the matcher, evaluate, write a report"),
 }
 

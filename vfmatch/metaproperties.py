@@ -23,6 +23,16 @@ Adding a metaproperty is one small class registered by name::
         bin_edges = (160, 170, 180, 190)
         values = ("<160", "160-169", "170-179", "180-189", ">=190")
 
+or, the same without writing a class, :func:`create_metaproperty`::
+
+    create_metaproperty("height", kind="binned", unit="cm", bin_edges=(160, 170, 180, 190),
+                        values=("<160", "160-169", "170-179", "180-189", ">=190"))
+
+As for every component of vfmatch, the registry is ``register_*`` /
+``create_*`` / ``list_*``: :func:`register_metaproperty`,
+:func:`create_metaproperty` (and :func:`get_metaproperty`),
+:func:`list_metaproperties`.
+
 Book chapter: ``book/04_metaproperties.ipynb``.
 """
 
@@ -32,9 +42,12 @@ from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 
+from .utils import one_hot
+
 __all__ = [
     "Metaproperty",
     "register_metaproperty",
+    "create_metaproperty",
     "get_metaproperty",
     "list_metaproperties",
     "unregister_metaproperty",
@@ -173,15 +186,11 @@ class Metaproperty:
         return {}
 
     def one_hot(self, raw) -> np.ndarray:
-        """Ground truth as a degenerate distribution, shape ``(n, n_values)``.
+        """Ground truth as a degenerate distribution: float32, shape ``(n, n_values)``.
 
-        Missing values get a uniform distribution (we know nothing)."""
-        idx = self.encode(raw)
-        out = np.zeros((idx.shape[0], self.n_values), dtype=np.float64)
-        known = idx >= 0
-        out[np.flatnonzero(known), idx[known]] = 1.0
-        out[~known] = 1.0 / self.n_values
-        return out
+        Missing values get a uniform distribution (we know nothing); the
+        index -> one-hot step is :func:`vfmatch.utils.one_hot`."""
+        return one_hot(self.encode(raw), self.n_values)
 
     def decode(self, index) -> np.ndarray:
         """Indices back to labels; ``-1`` becomes ``None``."""
@@ -230,6 +239,42 @@ def register_metaproperty(cls: type[Metaproperty]) -> type[Metaproperty]:
             raise ValueError(f"{cls.__name__}: bin_edges must increase")
     _REGISTRY[cls.name] = cls
     return cls
+
+
+# What create_metaproperty may set: the class attributes of a Metaproperty.
+_ATTRIBUTES = ("kind", "values", "bin_edges", "unit", "column", "description")
+
+
+def create_metaproperty(name: str, **attributes) -> Metaproperty:
+    """An instance of the metaproperty ``name``; with keyword attributes, define and register it first.
+
+    ``create_metaproperty("age")`` is :func:`get_metaproperty`. With attributes
+    (``kind``, ``values``, ``bin_edges``, ``unit``, ``column``, ``description``;
+    see :class:`Metaproperty`) it builds the subclass a researcher would write,
+    checks it as :func:`register_metaproperty` does, and registers it under
+    ``name``::
+
+        bmi = create_metaproperty("bmi_coarse", kind="binned", unit="kg/m^2", column="bmi",
+                                  bin_edges=(25.0,), values=("under 25", "25 or more"))
+
+    Running the same call twice is harmless; giving a registered name other
+    attributes raises ValueError (call :func:`unregister_metaproperty` first).
+    """
+    if not attributes:
+        return get_metaproperty(name)
+    unknown = sorted(set(attributes) - set(_ATTRIBUTES))
+    if unknown:
+        raise TypeError(f"create_metaproperty({name!r}): unknown attribute(s) {unknown}; expected some of {list(_ATTRIBUTES)}")
+    attrs = {k: tuple(v) if k in ("values", "bin_edges") and v is not None else v for k, v in attributes.items()}
+    if name in _REGISTRY:
+        old = _REGISTRY[name]
+        if all(getattr(old, k) == attrs.get(k, getattr(Metaproperty, k)) for k in _ATTRIBUTES):
+            return old()
+        raise ValueError(f"metaproperty {name!r} is already registered with other attributes; call unregister_metaproperty({name!r}) first")
+    # "hair_colour" -> class HairColour, as a hand-written subclass would be called.
+    class_name = "".join(part.capitalize() for part in str(name).split("_")) or "Unnamed"
+    cls = type(class_name, (Metaproperty,), {"name": name, **attrs, "__doc__": attrs.get("description") or f"The {name} metaproperty."})
+    return register_metaproperty(cls)()
 
 
 def unregister_metaproperty(name: str) -> None:

@@ -1,4 +1,10 @@
-"""Stage 1 — people and their media: the Population model, labelled pairs, reading and writing folders and lists, preprocessing.
+"""Stage 1 -- people and their media: the Population model, labelled pairs, reading and
+writing folders and lists, preprocessing.
+
+Modules: ``population`` (the data model, ``SAMPLE_RATE``), ``pairs`` (labelled
+pairs and lists), ``preprocess`` (resampling, segments, face quality and
+alignment), ``audio_checks`` (the one waveform check), ``layout`` (the folder
+layout), ``export`` (files out), ``readers``, ``decode`` and ``load`` (files in).
 
 Book chapter 01. Nothing here imports a later stage."""
 
@@ -7,7 +13,11 @@ import importlib
 from .population import *  # noqa: F401,F403
 from .pairs import *  # noqa: F401,F403
 from .preprocess import *  # noqa: F401,F403
-from .io import *  # noqa: F401,F403
+from .audio_checks import *  # noqa: F401,F403
+from .layout import *  # noqa: F401,F403
+from .export import *  # noqa: F401,F403
+from .load import *  # noqa: F401,F403
 
+_MODULES = ("population", "pairs", "preprocess", "audio_checks", "layout", "export", "load")
 # every public name of the stage's modules, for `from vfmatch.data import ...`
-__all__ = [n for m in ('population', 'pairs', 'preprocess', 'io') for n in importlib.import_module(f".{m}", __name__).__all__]
+__all__ = [n for m in _MODULES for n in importlib.import_module(f".{m}", __name__).__all__]

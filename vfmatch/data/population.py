@@ -16,7 +16,8 @@ A :class:`Population` is three tables:
   ``eyes_closed`` and ``mouth_open``.
 
 Arrow storage means a VoxCeleb-sized population is memory-mapped from disk
-rather than held in RAM; the same code serves the 200-person simulator.
+rather than held in RAM; the same code serves the simulator's default
+population (:data:`vfmatch.simulator.DEFAULT_N_IDENTITIES` people).
 
 Book chapter: ``book/01_population.ipynb``.
 """
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
+import datasets
 import numpy as np
 import pandas as pd
 
@@ -35,6 +37,7 @@ from ..metaproperties import get_metaproperty
 
 __all__ = ["Population", "SAMPLE_RATE", "IDENTITY_COLUMNS", "parse_subset", "PopulationSplits"]
 
+# The sample rate of every clip in a Population, in Hz; defined here once for all of vfmatch.
 SAMPLE_RATE = 16_000
 # Ground-truth columns of the identities table, in the order files list them.
 IDENTITY_COLUMNS = (
@@ -81,8 +84,8 @@ class Population:
     """
 
     identities: pd.DataFrame
-    voices: "datasets.Dataset"  # noqa: F821
-    faces: "datasets.Dataset"  # noqa: F821
+    voices: datasets.Dataset
+    faces: datasets.Dataset
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -149,7 +152,7 @@ class Population:
             return np.zeros((0, 0, 0, 3), dtype=np.uint8)
         shapes = {a.shape for a in arrs}
         if len(shapes) > 1:
-            raise ValueError(f"face images have different sizes {sorted(shapes)}; align them first (vfmatch.preprocess)")
+            raise ValueError(f"face images have different sizes {sorted(shapes)}; align them first (vfmatch.data.preprocess)")
         return np.stack(arrs)
 
     def identity_row(self, speaker_id: str) -> pd.Series:
@@ -262,8 +265,6 @@ class Population:
     @classmethod
     def load_from_disk(cls, path: str | Path) -> "Population":
         """Inverse of :meth:`save_to_disk` (memory-maps the Arrow files)."""
-        import datasets
-
         path = Path(path)
         for part in ("voices", "faces", "identities.parquet"):
             if not (path / part).exists():

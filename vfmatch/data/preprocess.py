@@ -28,6 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
+from PIL import Image
+
+from .population import SAMPLE_RATE
 
 __all__ = [
     "ARCFACE_TEMPLATE",
@@ -58,29 +62,31 @@ ARCFACE_SIZE = 112
 
 
 # ---------------------------------------------------------------------- audio
-def resample(wave: np.ndarray, sr_in: int, sr_out: int = 16_000) -> np.ndarray:
+def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
     """Resample audio with a windowed-sinc filter (:func:`torchaudio.functional.resample`).
+
+    The one resampler of vfmatch: files at other rates are loaded through it, and
+    the telephone codecs of :mod:`vfmatch.evaluation.robustness` go to 8 kHz and back with it.
 
     Parameters
     ----------
     wave : array, shape (..., n_samples)
         Samples; the last axis is time.
     sr_in, sr_out : int
-        Sample rates in Hz.
+        Sample rates in Hz (``sr_out`` defaults to the population's 16 kHz).
 
     Returns
     -------
-    np.ndarray of float32, shape (..., round(n_samples * sr_out / sr_in))
+    np.ndarray of float32, shape (..., ceil(n_samples * sr_out / sr_in));
+    a float32 copy of ``wave`` when the rates are equal.
     """
-    import torchaudio.functional as F
-
     sr_in, sr_out = int(sr_in), int(sr_out)
     if sr_in <= 0 or sr_out <= 0:
         raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
     x = np.asarray(wave, dtype=np.float32)
     if sr_in == sr_out:
         return x.copy()
-    return F.resample(torch.from_numpy(np.ascontiguousarray(x)), sr_in, sr_out).numpy()
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sr_in, sr_out).numpy()
 
 
 class Resample(torch.nn.Module):
@@ -88,17 +94,15 @@ class Resample(torch.nn.Module):
 
     Input and output are tensors of shape (..., time); works on any device."""
 
-    def __init__(self, orig_freq: int, new_freq: int = 16_000):
+    def __init__(self, orig_freq: int, new_freq: int = SAMPLE_RATE):
         super().__init__()
         self.orig_freq = int(orig_freq)
         self.new_freq = int(new_freq)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        import torchaudio.functional as F
-
         if self.orig_freq == self.new_freq:
             return waveform
-        return F.resample(waveform, self.orig_freq, self.new_freq)
+        return AF.resample(waveform, self.orig_freq, self.new_freq)
 
     def extra_repr(self) -> str:
         return f"orig_freq={self.orig_freq}, new_freq={self.new_freq}"
@@ -149,7 +153,7 @@ class SegmentAudio(torch.nn.Module):
     """:func:`segment_audio` as a module: a (time,) tensor in, a
     (n_segments, segment_samples) tensor out (zero rows if the clip is too short)."""
 
-    def __init__(self, sample_rate: int = 16_000, min_s: float = 3.0, max_s: float = 10.0):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, min_s: float = 3.0, max_s: float = 10.0):
         super().__init__()
         self.sample_rate, self.min_s, self.max_s = int(sample_rate), float(min_s), float(max_s)
 
@@ -310,8 +314,6 @@ def align_face(
     np.ndarray of uint8, shape (size, size, 3) (and the moved landmarks).
     Pixels that come from outside the input are black.
     """
-    from PIL import Image
-
     size = int(size)
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (5, 2):

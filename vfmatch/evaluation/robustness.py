@@ -51,12 +51,14 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ..data.population import SAMPLE_RATE
+from ..data.preprocess import resample
 
 __all__ = [
     "CODECS",
@@ -74,7 +76,6 @@ __all__ = [
     "statistics_scorer",
 ]
 
-SAMPLE_RATE = 16_000
 CODEC_RATE = 8_000  # every codec here is narrowband
 
 
@@ -439,15 +440,6 @@ def available_codecs() -> list[str]:
     return [c for c in CODECS if _backends(c)]
 
 
-def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    if sr_in == sr_out:
-        return np.asarray(x, dtype=np.float64)
-    from scipy.signal import resample_poly
-
-    g = gcd(int(sr_in), int(sr_out))
-    return resample_poly(np.asarray(x, dtype=np.float64), sr_out // g, sr_in // g)
-
-
 def encode_decode(wave: np.ndarray, sr: int = SAMPLE_RATE, codec: str = "g711_mulaw", *, bitrate: int | None = None,
                   backend: str | None = None) -> np.ndarray:
     """One codec round trip: resample to 8 kHz, 16-bit, encode, decode, back to ``sr``.
@@ -462,10 +454,10 @@ def encode_decode(wave: np.ndarray, sr: int = SAMPLE_RATE, codec: str = "g711_mu
         raise ValueError(f"SILK is used at 8,000-12,000 bit/s here, got {br}")
     _name, fn = codec_backend(codec, backend)
     x = np.asarray(wave, dtype=np.float64)
-    x8 = _resample(x, sr, CODEC_RATE)
+    x8 = resample(x, sr, CODEC_RATE)
     pcm = np.round(np.clip(x8, -1.0, 1.0) * 32767.0).astype(np.int16)
     y8 = fn(pcm, br).astype(np.float64) / 32768.0
-    y = _resample(y8, CODEC_RATE, sr)
+    y = resample(y8, CODEC_RATE, sr)
     out = np.zeros(x.size, dtype=np.float64)
     out[: min(x.size, y.size)] = y[: x.size]
     return out.astype(np.float32)
@@ -496,7 +488,7 @@ def degrade(wave: np.ndarray, sr: int = SAMPLE_RATE, *, codec: str | None = None
     if int(sr) <= 0:
         raise ValueError(f"sr must be a positive sampling rate, got {sr}")
     if sr != SAMPLE_RATE:
-        x = _resample(x, int(sr), SAMPLE_RATE)
+        x = resample(x, int(sr), SAMPLE_RATE)
     if snr_db is not None:
         x = add_noise(x, snr_db, seed=seed, noise=noise).astype(np.float64)
     if codec is not None:

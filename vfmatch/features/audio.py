@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torchaudio
 
+from ..data.audio_checks import validate_waveform
+from ..data.population import SAMPLE_RATE as DEFAULT_SAMPLE_RATE
 from ..utils import batches
 
 __all__ = [
@@ -40,58 +42,6 @@ __all__ = [
     "voice_statistics",
     "VOICE_STAT_NAMES",
 ]
-
-DEFAULT_SAMPLE_RATE = 16_000
-
-
-# --------------------------------------------------------------------------- checks
-def validate_waveform(
-    wave,
-    *,
-    name: str = "wave",
-    min_samples: int = 400,
-    silence_threshold: float = 1e-4,
-) -> torch.Tensor:
-    """Check one mono clip and return it as a float32 tensor of shape (n_samples,).
-
-    Parameters
-    ----------
-    wave : array-like or torch.Tensor, shape (n_samples,)
-        Samples in [-1, 1]. A (1, n) array is accepted as mono.
-    name : str
-        How the error messages refer to the clip (e.g. ``"clip 12"``).
-    min_samples : int
-        Shortest clip accepted (400 samples = 25 ms at 16 kHz, one STFT window).
-    silence_threshold : float
-        A clip whose peak amplitude is below this is called silent.
-
-    Raises
-    ------
-    ValueError
-        Empty, too short, not 1-D (e.g. stereo), NaN/inf, or silent.
-    """
-    if wave is None:
-        raise ValueError(f"{name}: got None instead of a waveform")
-    x = wave.detach().cpu() if isinstance(wave, torch.Tensor) else torch.as_tensor(np.asarray(wave, dtype=np.float32))
-    x = x.to(torch.float32)
-    if x.ndim == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 1:
-        raise ValueError(
-            f"{name}: expected a mono waveform of shape (n_samples,), got shape {tuple(x.shape)}; "
-            "mix the channels first, e.g. wave.mean(axis=0)"
-        )
-    if x.numel() == 0:
-        raise ValueError(f"{name}: the waveform is empty")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: the waveform contains NaN or inf samples")
-    if x.numel() < min_samples:
-        raise ValueError(f"{name}: only {x.numel()} samples; need at least {min_samples}")
-    peak = float(x.abs().max())
-    if peak < silence_threshold:
-        raise ValueError(f"{name}: the waveform is silent (peak amplitude {peak:.2g} < {silence_threshold:g})")
-    return x
-
 
 # ------------------------------------------------------------------------- log-Mel
 class LogMelSpectrogram(torch.nn.Module):

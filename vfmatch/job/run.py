@@ -139,10 +139,10 @@ class MatchingData:
 def load_or_simulate(config: RunConfig, progress: bool = False):
     """Stage 1: the population named by ``--data``, or the simulated default."""
     if config.data:
-        from ..data.io import load_population
+        from ..data.load import load_population
 
         return load_population(config.data)
-    from ..simulator.traits import make_population
+    from ..simulator.population import make_population
 
     n = config.n_identities()
     if config.is_quick:

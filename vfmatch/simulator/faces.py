@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 __all__ = ["render_faces", "face_parameters", "render_from_parameters", "SKIN_RGB", "ETHNIC_SHAPE", "LANDMARK_NAMES"]
 
@@ -260,8 +261,6 @@ def render_from_parameters(p: dict[str, np.ndarray], image_size: int = 112, prog
     n = len(p["yaw"])
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     landmarks = np.empty((n, 5, 2), np.float32)
-    from tqdm.auto import tqdm
-
     with tqdm(total=n, desc="rendering faces", unit="face", disable=not progress) as bar:
         for s in range(0, n, _CHUNK):
             part = {k: v[s : s + _CHUNK] for k, v in p.items()}

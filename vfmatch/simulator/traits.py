@@ -1,12 +1,12 @@
-"""The embedded default population: simulated people with voices and faces.
+"""The simulated people's traits: the population tables and :func:`draw_identities`.
 
-``make_population`` draws each identity's traits from plausible joint
+:func:`draw_identities` draws each identity's traits from plausible joint
 distributions (gender, age, ethnicity, Fitzpatrick skin type, height, weight,
-BMI, mother tongue, accent), then
+BMI, mother tongue, accent). :func:`vfmatch.simulator.make_population` then
 
-* synthesises voice clips with a source-filter speech model
-  (:mod:`vfmatch.voice_synthesis`), and
-* renders face images procedurally (:mod:`vfmatch.face_rendering`).
+* synthesises voice clips from them with a source-filter speech model
+  (:mod:`vfmatch.simulator.voices`), and
+* renders face images procedurally (:mod:`vfmatch.simulator.faces`).
 
 Both modalities see the same traits, so the metaproperties link a voice to its
 face exactly as the patent assumes. Beyond the traits, each identity has a
@@ -26,22 +26,18 @@ not measurements of any real population. Book chapter: ``book/01_population.ipyn
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-
 import numpy as np
 import pandas as pd
 
-from ..config import cache_dir
 from ..metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES
-from ..data.population import SAMPLE_RATE, Population
 
-__all__ = ["make_population", "draw_identities", "DEFAULT_N_IDENTITIES", "SIMULATOR_VERSION", "LATENT_DIM"]
+__all__ = ["draw_identities", "DEFAULT_N_IDENTITIES", "SIMULATOR_VERSION", "LATENT_DIM"]
 
-DEFAULT_N_IDENTITIES = 480
+DEFAULT_N_IDENTITIES = 480  # people in the default population (make_population, vfmatch run)
+# Recorded in every simulated population's info["params"]. The population cache
+# is keyed on the simulator's code itself (vfmatch.simulator.population.simulator_fingerprint).
 SIMULATOR_VERSION = "3"
-LATENT_DIM = 8
+LATENT_DIM = 8  # numbers in each identity's latent vectors
 
 ETHNICITY_P = {"Asian": 0.2, "Black": 0.13, "White": 0.3, "Middle-Eastern": 0.1, "Indian": 0.12, "Latino-Hispanic": 0.15}
 # P(Fitzpatrick type I..VI | ethnicity)
@@ -150,141 +146,3 @@ def draw_identities(n_identities: int, *, seed: int = 0, concordance: float = 0.
             "face_latent": list(face_latent.astype(np.float32)),
         }
     )
-
-
-def make_population(
-    n_identities: int = DEFAULT_N_IDENTITIES,
-    *,
-    seed: int = 0,
-    clips_per_identity: int = 4,
-    faces_per_identity: int = 4,
-    concordance: float = 0.3,
-    clip_seconds: tuple[float, float] = (3.0, 6.0),
-    image_size: int = 112,
-    identities: pd.DataFrame | None = None,
-    cache: bool = True,
-    progress: bool = False,
-) -> Population:
-    """Simulate a population of people with voice clips and face images.
-
-    Parameters
-    ----------
-    n_identities : int
-        Number of people (ignored when ``identities`` is given).
-    seed : int
-        Everything is deterministic given the seed and the other arguments.
-    clips_per_identity, faces_per_identity : int
-        Voice clips (16 kHz mono, ``clip_seconds`` long) and face images
-        (``image_size`` x ``image_size`` RGB) per person.
-    concordance : float in [0, 1]
-        How much identity-specific signal voice and face share beyond the
-        metaproperties (module docstring).
-    identities : DataFrame, optional
-        Traits to render instead of drawing them (from :func:`draw_identities`,
-        possibly edited: the book uses this to change one trait at a time).
-    cache : bool
-        Keep the result under the vfmatch cache and reuse it next time.
-
-    Returns
-    -------
-    Population
-    """
-    from .faces import render_faces
-    from .voices import synthesize_clips
-
-    if clips_per_identity < 1 or faces_per_identity < 1:
-        raise ValueError("clips_per_identity and faces_per_identity must be at least 1")
-    lo, hi = clip_seconds
-    if not 0.5 <= lo <= hi:
-        raise ValueError(f"clip_seconds must be (min, max) with 0.5 <= min <= max, got {clip_seconds}")
-    params = dict(
-        n_identities=int(n_identities) if identities is None else len(identities),
-        seed=int(seed),
-        clips_per_identity=int(clips_per_identity),
-        faces_per_identity=int(faces_per_identity),
-        concordance=float(concordance),
-        clip_seconds=[float(lo), float(hi)],
-        image_size=int(image_size),
-        version=SIMULATOR_VERSION,
-    )
-    key = None
-    if cache and identities is None:
-        key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-        folder = cache_dir("populations") / key
-        if (folder / "info.json").exists():
-            return Population.load_from_disk(folder)
-
-    t0 = time.perf_counter()
-    traits = draw_identities(params["n_identities"], seed=seed, concordance=concordance) if identities is None else identities.copy()
-    clips, clip_meta = synthesize_clips(
-        traits, clips_per_identity, seed=seed, clip_seconds=(lo, hi), sample_rate=SAMPLE_RATE, progress=progress
-    )
-    images, face_meta = render_faces(traits, faces_per_identity, seed=seed, image_size=image_size, progress=progress)
-    population = assemble_population(traits, clips, clip_meta, images, face_meta, info={"generator": "vfmatch.simulator", "params": params})
-    population.info["seconds_to_simulate"] = round(time.perf_counter() - t0, 3)
-    if key is not None:
-        population.save_to_disk(folder)
-        population = Population.load_from_disk(folder)
-    return population
-
-
-def assemble_population(traits: pd.DataFrame, clips, clip_meta: pd.DataFrame, images, face_meta: pd.DataFrame, info: dict) -> Population:
-    """Pack arrays and per-item metadata into a :class:`Population` backed by ``datasets``.
-
-    ``clips`` is a list of float32 arrays (16 kHz); ``images`` a uint8 array
-    of shape (n, H, W, 3); the metadata frames have one row per item with at
-    least ``speaker_id`` and ``clip_id`` / ``face_id``."""
-    import io
-
-    import datasets
-    import pyarrow as pa
-    from PIL import Image
-
-    # Audio: one flat float32 buffer plus offsets, handed to Arrow without a
-    # Python loop over samples (datasets.from_dict on lists is ~10x slower).
-    clips = [np.asarray(c, dtype=np.float32) for c in clips]
-    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])]).astype(np.int64)
-    audio = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(clips) if clips else np.zeros(0, np.float32)))
-    voice_features = {c: _feature_for(clip_meta[c]) for c in clip_meta.columns}
-    voice_features["audio"] = datasets.LargeList(datasets.Value("float32"))
-    voice_features["sampling_rate"] = datasets.Value("int32")
-    voice_table = pa.table(
-        {
-            **{c: pa.array(clip_meta[c].tolist(), type=voice_features[c].pa_type) for c in clip_meta.columns},
-            "audio": audio,
-            "sampling_rate": pa.array(np.full(len(clips), SAMPLE_RATE, dtype=np.int32)),
-        }
-    )
-    # An explicit fingerprint: datasets would otherwise pickle all samples to hash them.
-    fingerprint = datasets.fingerprint.generate_random_fingerprint
-    voices = datasets.Dataset(voice_table.cast(datasets.Features(voice_features).arrow_schema), fingerprint=fingerprint())
-
-    # Faces: PNG bytes (lossless; fast compression level), as datasets.Image stores them.
-    def png(img):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG", compress_level=1)
-        return {"bytes": buf.getvalue(), "path": None}
-
-    face_features = datasets.Features({**{c: _feature_for(face_meta[c]) for c in face_meta.columns}, "image": datasets.Image()})
-    face_cols = {c: face_meta[c].tolist() for c in face_meta.columns}
-    face_cols["image"] = [png(im) for im in np.asarray(images, dtype=np.uint8)]
-    encoded = face_features.encode_batch(face_cols)
-    face_table = pa.table({c: pa.array(encoded[c], type=face_features[c].pa_type) for c in face_features})
-    faces = datasets.Dataset(face_table, info=datasets.DatasetInfo(features=face_features), fingerprint=fingerprint())
-    return Population(traits.reset_index(drop=True), voices, faces, info)
-
-
-def _feature_for(series: pd.Series):
-    """A ``datasets`` feature type for a metadata column."""
-    import datasets
-
-    first = series.iloc[0] if len(series) else None
-    if isinstance(first, (list, np.ndarray)):
-        return datasets.Sequence(datasets.Sequence(datasets.Value("float32"))) if np.ndim(first) == 2 else datasets.Sequence(datasets.Value("float32"))
-    if pd.api.types.is_bool_dtype(series):
-        return datasets.Value("bool")
-    if pd.api.types.is_integer_dtype(series):
-        return datasets.Value("int64")
-    if pd.api.types.is_float_dtype(series):
-        return datasets.Value("float32")
-    return datasets.Value("string")

@@ -53,7 +53,10 @@ import scipy.fft
 from scipy.ndimage import convolve1d
 from scipy.signal import lfilter
 
+from ..data.population import SAMPLE_RATE
 from ..metaproperties import ACCENTS, MOTHER_TONGUES
+from ..utils import progress as progress_bar
+from .traits import L1_ACCENT  # the accent each mother tongue carries into English
 
 __all__ = ["synthesize_clips", "synthesize_clip", "speaker_voice", "speech_profile", "Voice",
            "ACCENT_PROFILES", "VOWELS", "CONSONANTS", "FRAME_RATE"]
@@ -122,8 +125,6 @@ _NUMERIC = ("rate", "stress", "reduction", "range_st", "decl", "rise", "coda", "
 def speech_profile(accent: str, mother_tongue: str) -> dict:
     """Speaking style: the accent's profile with ``L1_TRANSFER`` of the mother tongue's
     own accent mixed into its numeric entries (rate, rhythm, intonation, vowel shifts)."""
-    from .traits import L1_ACCENT  # the accent each mother tongue carries into English
-
     if accent not in ACCENT_PROFILES:
         raise ValueError(f"unknown accent {accent!r}; expected one of {ACCENTS}")
     if mother_tongue not in MOTHER_TONGUES:
@@ -377,7 +378,7 @@ def _channel_gain(freqs, rng, sr):
     return 10 ** (db / 20) * (f / hp) ** 2 / np.sqrt(1 + (f / hp) ** 4) / np.sqrt(1 + (f / lp) ** 8), tilt
 
 
-def synthesize_clip(voice: Voice, profile: dict, n_samples: int, rng: np.random.Generator, sample_rate: int = 16000,
+def synthesize_clip(voice: Voice, profile: dict, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE,
                     *, recording: bool = True):
     """One recorded utterance of ``n_samples`` samples by ``voice`` speaking in ``profile``'s style.
 
@@ -450,7 +451,7 @@ def synthesize_clip(voice: Voice, profile: dict, n_samples: int, rng: np.random.
 
 
 def synthesize_clips(traits: pd.DataFrame, clips_per_identity: int, *, seed: int, clip_seconds=(3.0, 6.0),
-                     sample_rate=16000, progress=False) -> tuple[list[np.ndarray], pd.DataFrame]:
+                     sample_rate=SAMPLE_RATE, progress=False) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Synthesise ``clips_per_identity`` voice clips for every identity in ``traits``.
 
     Parameters
@@ -480,13 +481,8 @@ def synthesize_clips(traits: pd.DataFrame, clips_per_identity: int, *, seed: int
     lo, hi = map(float, clip_seconds)
     if not 0.1 <= lo <= hi:
         raise ValueError(f"clip_seconds must be (min, max) with 0.1 <= min <= max, got {clip_seconds}")
-    rows = range(len(traits))
-    if progress:
-        from tqdm.auto import tqdm
-
-        rows = tqdm(rows, desc="voices", unit="identity")
     clips, meta = [], []
-    for i in rows:
+    for i in progress_bar(range(len(traits)), progress, "voices"):
         row = traits.iloc[i]
         voice = speaker_voice(row)
         profile = speech_profile(row["accent"], row["mother_tongue"])

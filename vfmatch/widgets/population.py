@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES
 from ..data.population import SAMPLE_RATE, Population
-from ..simulator.traits import draw_identities, make_population
+from ..simulator.population import make_population
+from ..simulator.traits import draw_identities
 from .display import show_in
 
 __all__ = ["simulate_person", "trait_sweep", "person_figure", "build_person_widget", "EDITABLE_TRAITS"]
