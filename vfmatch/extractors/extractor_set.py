@@ -46,7 +46,8 @@ def create_extractors(preset: str = "default", metaproperties: Sequence[str] | N
     progress : progress bars while fitting and extracting
     """
     quick = quick_mode() if quick is None else bool(quick)
-    return ExtractorSet(preset_extractors(preset, metaproperties, quick=quick), quick=quick, progress=progress)
+    extractors = [ex.set_params(progress=progress) for ex in preset_extractors(preset, metaproperties, quick=quick)]
+    return ExtractorSet(extractors, quick=quick, progress=progress)
 
 
 def _config_key(encoder: Encoder) -> str:
@@ -79,7 +80,7 @@ class ExtractorSet:
         self.quick = quick_mode() if quick is None else bool(quick)
         self.progress = progress
         if extractors is None:
-            extractors = self.default_extractors(metaproperties, quick=self.quick)
+            extractors = [ex.set_params(progress=progress) for ex in self.default_extractors(metaproperties, quick=self.quick)]
         self.extractors = list(extractors)
         seen = set()
         for ex in self.extractors:
