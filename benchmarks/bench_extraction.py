@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     import vfmatch
     from vfmatch.config import default_device
-    from vfmatch.extractors.extractor import ExtractorSet
+    from vfmatch.extractors import ExtractorSet
 
     pop = vfmatch.make_population(args.identities, seed=args.seed)
     split = pop.split(seed=args.seed)

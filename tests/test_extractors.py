@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from vfmatch.extractors.extractor import (
+from vfmatch.extractors import (
     CALCULATORS,
     ExtractorSet,
     KNNCalculator,

@@ -192,7 +192,7 @@ def quality_report(extractors, population, *, n_boot: int = 1000, seed: int = 0,
 def quality_figure(report: pd.DataFrame, title: str = "Balanced accuracy on held-out identities"):
     """Balanced accuracy per metaproperty and modality with its 95 % interval,
     and the majority-class baseline as a grey tick."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # deferred: plotly is slow to import and only figures need it
 
     fig = go.Figure()
     colours = {"voice": "#1f77b4", "face": "#ff7f0e"}
@@ -210,7 +210,7 @@ def quality_figure(report: pd.DataFrame, title: str = "Balanced accuracy on held
 
 def reliability_figure(y_true, proba, n_bins: int = 10, title: str = "Reliability"):
     """Reliability plot: accuracy against confidence per bin (marker size = count), with the diagonal."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # deferred: plotly is slow to import and only figures need it
 
     t = reliability_table(y_true, proba, n_bins)
     fig = go.Figure()
@@ -226,7 +226,7 @@ def reliability_figure(y_true, proba, n_bins: int = 10, title: str = "Reliabilit
 
 def confusion_figure(confusion, labels: Sequence[str], title: str = "Confusion matrix", normalise: bool = True):
     """Heat map of a confusion matrix (rows: truth). ``normalise`` shows each row as shares."""
-    import plotly.express as px
+    import plotly.express as px  # deferred: plotly is slow to import and only figures need it
 
     cm = np.asarray(confusion, dtype=float)
     z = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalise else cm

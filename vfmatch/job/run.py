@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import cache_dir, default_device, quick_mode
+from ..extractors import ExtractorSet, create_extractors, list_extractor_presets
 from ..matching.matcher import MetapropertyMatcher, oracle_metaproperties
 from ..metaproperties import DEFAULT_METAPROPERTIES
 from ..utils import CODE_VERSION
@@ -257,44 +258,20 @@ def extract_tables(population, parts: dict, config: RunConfig, progress: bool = 
 
 def _load_extractors(folder: Path):
     """The cached fitted extractors, or None if they were not saved (the tables suffice to match)."""
-    from ..extractors.extractor import ExtractorSet
-
     try:
         return ExtractorSet.load(folder, progress=False)
     except (FileNotFoundError, ValueError, KeyError):
         return None
 
 
-EXTRACTOR_PRESETS = ("fast", "default")
+EXTRACTOR_PRESETS = tuple(list_extractor_presets())  # the registry's names ("default", "fast", ...)
 
 
 def build_extractors(names, preset: str = "default", *, quick: bool = False, progress: bool = False):
-    """The extractor set of the main job.
-
-    ``"default"`` is :class:`vfmatch.extractors.ExtractorSet`'s own choice
-    (vision transformers for skin tone, as the patent suggests). ``"fast"``
-    swaps every vision transformer for a logistic regression on the same
-    vector features the gender extractor of that modality uses: minutes less
-    training on a CPU, for quick experiments
-    (benchmarks/bench_main_job.py measures both)."""
-    from ..extractors.extractor import ExtractorSet, MetapropertyExtractor
-
-    if preset not in EXTRACTOR_PRESETS:
-        raise ValueError(f"--extractors must be one of {EXTRACTOR_PRESETS}, got {preset!r}")
-    chosen = ExtractorSet.default_extractors(names, quick=quick)
-    if preset == "fast":
-        # Per modality, the gender extractor's features (else the first vector extractor's).
-        vector = {}
-        for ex in sorted((ex for ex in chosen if ex.calculator != "vit"), key=lambda ex: ex.metaproperty != "gender"):
-            vector.setdefault(ex.modality, ex)
-        chosen = [
-            MetapropertyExtractor(ex.metaproperty, ex.modality, encoder=vector[ex.modality].encoder,
-                                  encoder_kwargs=vector[ex.modality].encoder_kwargs, calculator="logistic",
-                                  calculator_kwargs={"C": 0.1})
-            if ex.calculator == "vit" else ex
-            for ex in chosen
-        ]
-    return ExtractorSet(chosen, quick=quick, progress=progress)
+    """The extractor set of the main job: :func:`vfmatch.extractors.create_extractors`
+    (presets in :mod:`vfmatch.extractors.presets`; ``"fast"`` swaps the vision
+    transformers for logistic regressions, benchmarks/bench_main_job.py measures both)."""
+    return create_extractors(preset, names, quick=quick, progress=progress)
 
 
 def _quality(extractors, test_population, seed: int = 0) -> dict:
