@@ -1,4 +1,4 @@
-"""Stage 7 — evaluation: how good is a matcher, by the protocols of the field? Book chapters 08 and 09.
+"""Stage 5 — evaluation: how good is a matcher, by the protocols of the field? Book chapters 08 and 09.
 
 ==================  ==========================================================================
 module               job

@@ -186,7 +186,6 @@ def verification_metrics(scorer, probe_speakers, candidate_speakers, *, n_pairs=
             "binary_accuracy_at_eer": acc["accuracy"], "labels": label, "scores": scores, "probe_code": pc[probe]}
 
 
-
 # ---------------------------------------------------------------------------
 # Retrieval
 # ---------------------------------------------------------------------------

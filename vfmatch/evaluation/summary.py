@@ -63,7 +63,8 @@ def evaluate_similarity(
 
     Parameters
     ----------
-    similarity : (n_voices, n_faces) matrix, function ``score(voice_idx, face_idx)``, or :class:`Scorer`
+    similarity : (n_voices, n_faces) matrix, function ``score(voice_idx, face_idx)``, or a
+        :class:`~vfmatch.evaluation.scorers.Scorer`
         Higher = more similar.
     voice_speakers, face_speakers : speaker id of every voice / face
     voice_gender, face_gender : optional gender of every voice / face (either is
