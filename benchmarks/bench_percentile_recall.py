@@ -6,8 +6,8 @@ Both compute paper 001's rank (sec. 2.3.2) of every voice from the same
 embeddings: for each positive face, the number of negative faces whose cosine
 similarity is strictly higher, over the gallery size, averaged over the
 voice's positives. The loop is the straightforward transcription, one query at
-a time (numpy inside); the vectorised path is :func:`vfmatch.evaluation.metrics.percentile_recall`
-with an :class:`~vfmatch.evaluation.metrics.EmbeddingScorer` (torch, chunked, GPU when present).
+a time (numpy inside); the vectorised path is :func:`vfmatch.evaluation.percentile.percentile_recall`
+with an :class:`~vfmatch.evaluation.scorers.EmbeddingScorer` (torch, chunked, GPU when present).
 
 Three settings are timed in this one run:
 
@@ -30,7 +30,8 @@ import time
 import numpy as np
 import torch
 
-from vfmatch.evaluation.metrics import EmbeddingScorer, percentile_recall
+from vfmatch.evaluation.percentile import percentile_recall
+from vfmatch.evaluation.scorers import EmbeddingScorer
 
 
 def make_data(n_queries: int, n_faces: int, per_speaker: int, dim: int, seed: int):

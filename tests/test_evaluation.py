@@ -1,4 +1,5 @@
-"""vfmatch.evaluation.metrics: agreement with scikit-learn, paper 001's definitions, tie rules."""
+"""vfmatch.evaluation (metrics, scorers, identification, percentile, bootstrap, summary):
+agreement with scikit-learn, paper 001's definitions, tie rules."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import itertools
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.optimize import brentq
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from vfmatch.evaluation import metrics as ev
+from vfmatch import evaluation as ev
 
 # ---------------------------------------------------------------- score sets
 
@@ -215,7 +217,8 @@ def test_percentile_recall_monte_carlo_galleries(uneven):
             # stop rule: before its last speaker (who added at most the largest share) the list was short of n~
             assert len(neg) - per_speaker.max() < n_tilde
             size = len(pos) + len(neg)
-            want = np.mean([np.sum(sim[v, neg] > sim[v, j]) / size for j in pos])
+            # The default tie rule: a tied negative counts 1/2.
+            want = np.mean([(np.sum(sim[v, neg] > sim[v, j]) + 0.5 * np.sum(sim[v, neg] == sim[v, j])) / size for j in pos])
             assert res.ranks[m, k] == pytest.approx(want)
             assert res.gallery_size[m, k] == size
 
@@ -260,9 +263,28 @@ def test_percentile_recall_cdf_and_table():
 def test_percentile_recall_strict_ties_are_optimistic():
     vs, fs = np.array([0, 1]), np.array([0, 1])
     sim = np.ones((2, 2))  # a constant scorer
-    assert ev.percentile_recall(sim, vs, fs).mean_rank == 0.0  # the paper's rule: ties never count
-    assert ev.percentile_recall(sim, vs, fs, ties="half").mean_rank == 0.25
+    assert ev.percentile_recall(sim, vs, fs, ties="strict").mean_rank == 0.0  # the paper's rule: ties never count
+    assert ev.percentile_recall(sim, vs, fs).mean_rank == 0.25  # the default counts a tie 1/2
     assert ev.percentile_recall(sim, vs, fs, ties="pessimistic").mean_rank == 0.5
+
+
+def test_a_constant_scorer_gets_exactly_chance_by_default():
+    """The honest tie rule is the default everywhere: a scorer that ties everything wins nothing."""
+    vs, fs = np.repeat(np.arange(6), 2), np.repeat(np.arange(6), np.r_[1, 2, 3, 1, 2, 3])
+    const = np.full((vs.size, fs.size), 0.7)
+    full = ev.percentile_recall(const, vs, fs)
+    assert full.params["ties"] == "half"
+    np.testing.assert_array_equal(full.ranks, (full.gallery_size - full.n_positives) / (2.0 * full.gallery_size))
+    assert full.mean_rank == pytest.approx(full.chance_mean_rank, abs=1e-15)
+    mc = ev.percentile_recall(const, vs, fs, M=3, a=1, p=1, n_tilde=4, seed=1)
+    assert mc.mean_rank == pytest.approx(mc.chance_mean_rank, abs=1e-15)
+    out = ev.evaluate_similarity(const, vs.astype(str), fs.astype(str), n_triplets=200, n_pairs=200, n_lists=50, n_boot=0)
+    assert out["settings"]["rank_ties"] == "half"
+    assert out["percentile_recall"]["mean_rank"] == pytest.approx(out["chance"]["percentile_recall"]["mean_rank"], abs=1e-15)
+    assert out["identification_1to2_vf"] == 0.5 and out["auc"] == 0.5
+    ids = pd.DataFrame({"speaker_id": np.arange(6).astype(str), "gender": np.where(np.arange(6) % 2, "male", "female")})
+    rep = ev.subgroup_report(const, vs.astype(str), fs.astype(str), ids, by=("gender",), n_triplets=100, n_boot=0)
+    np.testing.assert_allclose(rep["mean_rank"], rep["mean_rank_chance"], atol=1e-15)
 
 
 def test_scorer_kinds_agree():
@@ -361,9 +383,14 @@ def test_weighted_auc_matches_sklearn_sample_weight():
     y = rng.integers(0, 2, 200).astype(bool)
     s = rng.integers(0, 5, 200).astype(float)
     w = rng.integers(0, 3, (4, 200)).astype(float)
-    num, den = ev._weighted_auc_parts(y, s, w)
+    auc = ev.weighted_roc_auc(y, s, w)
+    assert auc.shape == (4,)
     for b in range(4):
-        assert float(num[b] / den[b]) == pytest.approx(roc_auc_score(y, s, sample_weight=w[b]), abs=1e-9)
+        assert auc[b] == pytest.approx(roc_auc_score(y, s, sample_weight=w[b]), abs=1e-9)
+    only_negatives = np.where(y, 0.0, 1.0)[None, :]  # a weighting that leaves no positive: undefined
+    assert np.isnan(ev.weighted_roc_auc(y, s, only_negatives)[0])
+    with pytest.raises(ValueError, match="weights must have shape"):
+        ev.weighted_roc_auc(y, s, w[:, :-1])
     lo, hi = ev.bootstrap_auc_ci(y, s, rng.integers(0, 20, 200), n_boot=200)
     assert lo <= ev.roc_auc(y, s) <= hi
 
@@ -411,8 +438,6 @@ def test_evaluate_similarity_function_equals_matrix_and_perfect():
 
 
 def test_subgroup_report():
-    import pandas as pd
-
     sim, vs, fs, gender = _toy(n_spk=16)
     ids = pd.DataFrame({"speaker_id": np.arange(16).astype(str), "gender": gender,
                         "ethnicity": np.where(np.arange(16) < 8, "Asian", "White"), "skin_tone": 3})

@@ -226,6 +226,20 @@ def test_statistics_scorer(tiny_population):
     assert set(score_fn.models) == {"gender", "age"}
 
 
+def test_an_unmeasurable_clip_gets_a_full_row_of_nan(tiny_population):
+    """A clip silenced or cut short by a codec has no statistics: one NaN per statistic
+    (all of VOICE_STAT_NAMES, not a hard-coded count), and the scorer still scores it."""
+    from vfmatch.features.audio import VOICE_STAT_NAMES
+
+    clips = [tiny_population.audio(0), np.zeros(16000, np.float32), np.zeros(100, np.float32)]
+    X = rb._clip_statistics(clips)
+    assert X.shape == (3, len(VOICE_STAT_NAMES))
+    assert np.isfinite(X[0]).any() and np.isnan(X[1:]).all()
+    score_fn = rb.statistics_scorer(tiny_population, metaproperties=("gender",))
+    S = score_fn(clips, tiny_population)
+    assert S.shape == (3, tiny_population.faces.num_rows) and np.isfinite(S).all()
+
+
 def test_sweep_tables_and_listening():
     import pandas as pd
 

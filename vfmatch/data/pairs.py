@@ -11,7 +11,10 @@ These are the training and test items of the field:
 * **1:N lists**: one voice, its true face and N-1 faces of other people.
 
 Every builder works on row indices into ``population.voices`` and
-``population.faces`` and is seeded. Book chapter: ``book/01_population.ipynb``.
+``population.faces`` and is seeded. :func:`make_pairs` draws its own balanced
+pairs (the training items of the main job); the triplets and 1:N lists are
+thin wrappers over the one list sampler, :mod:`vfmatch.data.lists`, which the
+evaluation protocols use too. Book chapter: ``book/01_population.ipynb``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .lists import ListSample, sample_lists, speaker_codes
 from .population import Population
 
 __all__ = ["make_pairs", "make_triplets", "make_one_to_n", "index_by_speaker"]
@@ -87,49 +91,50 @@ def make_pairs(population: Population, n_pairs: int | None = None, *, seed: int 
     return df
 
 
-def _negative_speaker(rng, speaker, speakers, same_group_of, group):
-    pool = same_group_of[group[speaker]] if same_group_of is not None else speakers
-    if len(pool) < 2:
-        raise ValueError(f"speaker {speaker!r}: no other identity of the same gender to draw a negative from")
-    while True:
-        cand = pool[rng.integers(0, len(pool))]
-        if cand != speaker:
-            return cand
+def _population_lists(population: Population, n_way: int, n_lists: int | None, same_gender: bool, seed: int) -> ListSample:
+    """Voice -> face lists of a population, drawn by :func:`vfmatch.data.lists.sample_lists`."""
+    (vc, fc), names = speaker_codes(population.voice_speakers, population.face_speakers)
+    group = None
+    if same_gender:
+        # The gender of every speaker code, -1 where the identities table does not know it.
+        known = dict(zip(population.identities["speaker_id"].astype(str), population.labels("gender")))
+        group = np.array([known.get(n, -1) for n in names], dtype=np.int64)
+    return sample_lists(vc, fc, n_way, n_lists, group_of_code=group, same_group=same_gender, seed=seed)
 
 
 def make_triplets(
     population: Population, n_triplets: int | None = None, *, same_gender: bool = False, seed: int = 0
 ) -> pd.DataFrame:
-    """1:2 triplets (voice, true face, other face).
+    """1:2 triplets (voice, true face, other face), drawn by :func:`vfmatch.data.lists.sample_lists` with N = 2.
 
-    With ``same_gender=True`` the other face is of the voice's gender (the
-    gender-restricted "G" protocol). Returns a DataFrame with ``voice_index``,
-    ``positive_index``, ``negative_index``, ``voice_speaker``, ``negative_speaker``.
+    Every voice whose speaker has a face image is a probe; the voices are cycled
+    in a random order, so each is used about equally often (default
+    ``n_triplets``: one triplet per such voice). The true face is a random face
+    of the voice's speaker, the other face a random face of another speaker
+    (of the voice's gender with ``same_gender=True``: the gender-restricted
+    "G" protocol of seed 003).
+
+    Returns
+    -------
+    pandas.DataFrame, one row per triplet, with columns ``voice_index``,
+    ``positive_index``, ``negative_index`` (int64 rows of ``population.voices`` /
+    ``population.faces``), ``voice_speaker`` and ``negative_speaker``.
     """
-    rng = np.random.default_rng(seed)
-    v_of, f_of, speakers = _usable_speakers(population)
-    clips = np.concatenate([v_of[s] for s in speakers])
-    n = int(n_triplets) if n_triplets is not None else len(clips)
-    group = same_group_of = None
-    if same_gender:
-        g = dict(zip(population.identities["speaker_id"], population.labels("gender")))
-        group = {s: g[s] for s in speakers}
-        if any(v < 0 for v in group.values()):
-            raise ValueError("same_gender triplets need the gender of every identity")
-        same_group_of = {k: [s for s in speakers if group[s] == k] for k in set(group.values())}
-    chosen = clips[rng.integers(0, len(clips), n)]
-    rows = []
-    for c in chosen:
-        s = population.voice_speakers[c]
-        neg = _negative_speaker(rng, s, speakers, same_group_of, group)
-        rows.append((c, rng.choice(f_of[s]), rng.choice(f_of[neg]), s, neg))
-    return pd.DataFrame(rows, columns=["voice_index", "positive_index", "negative_index", "voice_speaker", "negative_speaker"])
+    lists = _population_lists(population, 2, n_triplets, same_gender, seed)
+    return pd.DataFrame({
+        "voice_index": lists.probe,
+        "positive_index": lists.candidates[:, 0],
+        "negative_index": lists.candidates[:, 1],
+        "voice_speaker": population.voice_speakers[lists.probe],
+        "negative_speaker": population.face_speakers[lists.candidates[:, 1]],
+    })
 
 
 def make_one_to_n(
     population: Population, n_way: int, n_lists: int | None = None, *, same_gender: bool = False, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """1:N lists: each voice with N faces of N different people, one of them its own.
+    """1:N lists: each voice with N faces of N different people, one of them its own
+    (drawn by :func:`vfmatch.data.lists.sample_lists`; probes as in :func:`make_triplets`).
 
     Returns
     -------
@@ -137,24 +142,8 @@ def make_one_to_n(
     face_index : np.ndarray, shape (n_lists, n_way); column 0 is the true face
         (scorers must not rely on that: shuffle before showing to a person).
     """
-    rng = np.random.default_rng(seed)
-    v_of, f_of, speakers = _usable_speakers(population)
-    if n_way < 2 or n_way > len(speakers):
-        raise ValueError(f"n_way must be between 2 and the number of identities ({len(speakers)}), got {n_way}")
-    clips = np.concatenate([v_of[s] for s in speakers])
-    n_lists = int(n_lists) if n_lists is not None else len(clips)
-    pool_of = {None: speakers}
-    if same_gender:
-        g = dict(zip(population.identities["speaker_id"], population.labels("gender")))
-        pool_of = {k: [s for s in speakers if g[s] == k] for k in set(g[s] for s in speakers)}
-    voices = clips[rng.integers(0, len(clips), n_lists)]
-    faces = np.empty((n_lists, n_way), dtype=np.int64)
-    for i, c in enumerate(voices):
-        s = population.voice_speakers[c]
-        pool = [p for p in pool_of[g[s] if same_gender else None] if p != s]
-        if len(pool) < n_way - 1:
-            raise ValueError(f"speaker {s!r}: only {len(pool)} other identities available for a 1:{n_way} list")
-        others = rng.choice(len(pool), n_way - 1, replace=False)
-        faces[i, 0] = rng.choice(f_of[s])
-        faces[i, 1:] = [rng.choice(f_of[pool[j]]) for j in others]
-    return voices.astype(np.int64), faces
+    n_ids = int(np.unique(np.asarray(population.face_speakers).astype(str)).size)
+    if n_way < 2 or n_way > n_ids:
+        raise ValueError(f"n_way must be between 2 and the number of identities with a face image ({n_ids}), got {n_way}")
+    lists = _population_lists(population, n_way, n_lists, same_gender, seed)
+    return lists.probe, lists.candidates

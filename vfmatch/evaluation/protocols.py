@@ -1,15 +1,9 @@
-"""Evaluation protocols: seeded lists, the public list formats, and the SSS lists.
+"""Evaluation protocols: the public list formats and the published SSS lists.
 
-Three things live here, all about *which* voice is compared with *which* face
-(:mod:`vfmatch.evaluation` computes the metrics on them):
+Two things live here, both about *which* voice is compared with *which* face
+(the metrics of :mod:`vfmatch.evaluation` score them):
 
-1. **Seeded list generation** on integer item indices, vectorised with numpy:
-   :func:`sample_lists` (1:N lists; 1:2 triplets are the case N = 2),
-   :func:`sample_triplets` (1:2 with paper 001's involution sigma, i.e. the order
-   in which the two candidates are shown), :func:`sample_verification_pairs`
-   (balanced same / different pairs). Each accepts a group per speaker
-   (gender) to build the gender-restricted "G" protocol of seed 003.
-2. **Readers and writers** for the list formats users meet:
+1. **Readers and writers** for the list formats users meet:
 
    ======================================  ==========================================
    format                                   functions
@@ -29,11 +23,16 @@ Three things live here, all about *which* voice is compared with *which* face
    Files may be gzip-compressed (``.gz``). Blank lines and ``#`` comments are
    skipped; a malformed line raises ``ValueError`` naming the file and line.
    Writers refuse to overwrite an existing file unless ``overwrite=True``.
-3. **The Seeking-the-Shape-of-Sound lists** (seed 003; MIT licence) shipped in
+2. **The Seeking-the-Shape-of-Sound lists** (seed 003; MIT licence) shipped in
    ``vfmatch/data/sss``: :func:`load_sss_identities`, :func:`load_sss_list`,
    :func:`evaluate_sss` (score any model on them), and
    :func:`attribute_agreement_scorer`, the "knows only the true
    metaproperties" baseline of ``book/08_evaluation.ipynb``.
+
+Seeded lists drawn from a population (1:N lists, 1:2 triplets with paper
+001's involution sigma, balanced verification pairs, the U and G protocols of
+seed 003) come from the one list sampler, :mod:`vfmatch.data.lists`; its names
+are re-exported here (``protocols.sample_lists`` and so on) for older code.
 
 Book chapter: ``book/08_evaluation.ipynb``.
 """
@@ -43,13 +42,18 @@ from __future__ import annotations
 import functools
 import gzip
 import io
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+# The list sampler lives below evaluation in the data flow; re-exported for older code.
+from ..data.lists import ListSample, sample_lists, sample_triplets, sample_verification_pairs, speaker_codes
+from .identification import list_credit, retrieval_map
+from .metrics import chance_average_precision, equal_error_rate, mean_average_precision, roc_auc
+from .scorers import FunctionScorer
 
 __all__ = [
     "speaker_codes",
@@ -78,197 +82,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# 1. Seeded list generation
-# ---------------------------------------------------------------------------
-
-
-def speaker_codes(*speaker_arrays) -> tuple[list[np.ndarray], np.ndarray]:
-    """Integer codes for speaker ids shared by several arrays.
-
-    Returns ``(codes, names)``: one int64 array per input (same shape) and the
-    sorted unique ids (as strings) the codes index."""
-    arrays = [np.asarray(a).astype(str) for a in speaker_arrays]
-    names, inverse = np.unique(np.concatenate(arrays) if arrays else np.array([], str), return_inverse=True)
-    codes, start = [], 0
-    for a in arrays:
-        codes.append(inverse[start : start + a.size].reshape(a.shape).astype(np.int64))
-        start += a.size
-    return codes, names
-
-
-@dataclass
-class ListSample:
-    """1:N lists on item indices.
-
-    Attributes
-    ----------
-    probe : int64 array, shape (n_lists,)
-        Index of the probe (a voice for V->F, a face for F->V).
-    candidates : int64 array, shape (n_lists, n_way)
-        Candidate indices; column 0 is the probe's own identity, columns 1..
-        are other identities, all different.
-    order : int64 array, shape (n_lists, n_way)
-        The order in which the candidates are *presented*: ``candidates[i, order[i]]``
-        is what a person would see left to right. For N = 2 this is paper
-        001's involution sigma (``order[i] = [0, 1]`` or ``[1, 0]``). It only
-        matters for the tie policy ``"order"`` (the first presented wins).
-    """
-
-    probe: np.ndarray
-    candidates: np.ndarray
-    order: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.probe)
-
-    def to_frame(self) -> pd.DataFrame:
-        cols = {"probe": self.probe}
-        for j in range(self.candidates.shape[1]):
-            cols["true" if j == 0 else f"other_{j}"] = self.candidates[:, j]
-        return pd.DataFrame(cols)
-
-
-def _csr(codes: np.ndarray, n_codes: int):
-    """Items grouped by code: (order, starts, counts) with the items of code k at
-    ``order[starts[k] : starts[k] + counts[k]]``."""
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=n_codes)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return order, starts, counts
-
-
-def _group_per_code(groups, codes: np.ndarray, n_codes: int, what: str) -> np.ndarray:
-    """One group label per speaker code from per-item labels; -1 where unknown.
-    Raises if one speaker has two different labels."""
-    g = np.asarray(groups).astype(str)
-    if g.shape != codes.shape:
-        raise ValueError(f"{what}: expected one value per item ({codes.shape[0]}), got shape {g.shape}")
-    names, gi = np.unique(g, return_inverse=True)
-    missing = np.isin(names, ["", "nan", "None", "none", "unknown", "-1"])
-    known = ~missing[gi]
-    pairs = np.unique(np.stack([codes[known], gi[known]], axis=1), axis=0)  # distinct (speaker, value)
-    clash = np.flatnonzero(np.bincount(pairs[:, 0], minlength=n_codes) > 1)
-    if clash.size:
-        values = names[pairs[pairs[:, 0] == clash[0], 1]].tolist()
-        raise ValueError(f"{what}: one speaker has two different values {values}")
-    out = np.full(n_codes, -1, dtype=np.int64)
-    out[pairs[:, 0]] = pairs[:, 1]
-    return out
-
-
-def sample_lists(
-    probe_codes: np.ndarray,
-    candidate_codes: np.ndarray,
-    n_way: int,
-    n_lists: int | None = None,
-    *,
-    group_of_code: np.ndarray | None = None,
-    same_group: bool = False,
-    seed: int = 0,
-) -> ListSample:
-    """Seeded 1:N lists: each probe with its own identity and N-1 other identities.
-
-    Parameters
-    ----------
-    probe_codes, candidate_codes : int arrays
-        Speaker code of every probe item and every candidate item (see
-        :func:`speaker_codes`).
-    n_way : int >= 2
-        Gallery size N of each list.
-    n_lists : int, optional
-        Number of lists. Default: one per usable probe. Probes are cycled in a
-        random order, so each is used about equally often.
-    group_of_code : int array, optional
-        Group (e.g. gender code) of every speaker code, -1 if unknown.
-    same_group : bool
-        Draw the other identities from the probe's group only ("G" protocol).
-    seed : int
-
-    Returns
-    -------
-    ListSample
-        One candidate item per identity, drawn uniformly among its items.
-    """
-    probe_codes = np.asarray(probe_codes, dtype=np.int64)
-    candidate_codes = np.asarray(candidate_codes, dtype=np.int64)
-    if n_way < 2:
-        raise ValueError(f"n_way must be at least 2, got {n_way}")
-    n_codes = int(max(probe_codes.max(initial=-1), candidate_codes.max(initial=-1))) + 1
-    order, starts, counts = _csr(candidate_codes, n_codes)
-    usable = np.flatnonzero(counts[probe_codes] > 0)
-    if usable.size == 0:
-        raise ValueError("no probe has a candidate of its own identity; check the speaker ids of both modalities")
-    if same_group:
-        if group_of_code is None:
-            raise ValueError("same_group=True needs group_of_code (e.g. the gender of every speaker)")
-        group_of_code = np.asarray(group_of_code, dtype=np.int64)
-        unknown = group_of_code[probe_codes[usable]] < 0
-        if unknown.any():
-            raise ValueError(f"{int(unknown.sum())} probes have no known group (gender); the restricted protocol needs it")
-    rng = np.random.default_rng(seed)
-    n = usable.size if n_lists is None else int(n_lists)
-    if n < 1:
-        raise ValueError(f"n_lists must be positive, got {n_lists}")
-    probe = np.resize(rng.permutation(usable), n)
-    pcode = probe_codes[probe]
-
-    has_items = counts > 0
-    cands = np.empty((n, n_way), dtype=np.int64)
-    cands[:, 0] = pcode
-    # Choose N-1 other identities per list: random keys, ineligible ones get +inf,
-    # keep the N-1 smallest. Chunked so that chunk x n_codes stays small.
-    chunk = max(1, 2_000_000 // max(n_codes, 1))
-    for a in range(0, n, chunk):
-        pc = pcode[a : a + chunk]
-        keys = rng.random((pc.size, n_codes))
-        bad = ~has_items[None, :] | (np.arange(n_codes)[None, :] == pc[:, None])
-        if same_group:
-            bad |= group_of_code[None, :] != group_of_code[pc][:, None]
-        keys[bad] = np.inf
-        pick = np.argpartition(keys, n_way - 2, axis=1)[:, : n_way - 1] if n_way - 1 < n_codes else np.argsort(keys, axis=1)[:, : n_way - 1]
-        if not np.isfinite(np.take_along_axis(keys, pick, axis=1)).all():
-            what = "of the same group " if same_group else ""
-            raise ValueError(f"a 1:{n_way} list needs {n_way - 1} other identities {what}with candidates; some probes have fewer")
-        cands[a : a + chunk, 1:] = pick
-    # One item per chosen identity, uniformly among its items.
-    item = starts[cands] + np.floor(rng.random(cands.shape) * counts[cands]).astype(np.int64)
-    candidates = order[item]
-    shown = np.argsort(rng.random((n, n_way)), axis=1)
-    return ListSample(probe.astype(np.int64), candidates.astype(np.int64), shown.astype(np.int64))
-
-
-def sample_triplets(probe_codes, candidate_codes, n_triplets=None, *, group_of_code=None, same_group=False, seed=0) -> ListSample:
-    """1:2 triplets (probe, true candidate, other candidate) as in paper 001 sec. 2.3.1.
-
-    ``order[i]`` is the involution sigma: ``[0, 1]`` (identity) or ``[1, 0]``
-    (swap), drawn with probability 1/2 each. See :func:`sample_lists`."""
-    return sample_lists(probe_codes, candidate_codes, 2, n_triplets, group_of_code=group_of_code, same_group=same_group, seed=seed)
-
-
-def sample_verification_pairs(
-    probe_codes, candidate_codes, n_pairs: int | None = None, *, group_of_code=None, same_group=False, seed=0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Balanced verification pairs: half of the same identity, half not.
-
-    With ``same_group=True`` every different-identity pair shares the probe's
-    group (the "G" verification lists). Returns ``(probe, candidate, label)``,
-    int64 arrays of shape (n_pairs,), label 1 for the same identity, in a
-    random order."""
-    probe_codes = np.asarray(probe_codes, dtype=np.int64)
-    n = int(n_pairs) if n_pairs is not None else 2 * probe_codes.size
-    if n < 2:
-        raise ValueError(f"n_pairs must be at least 2 (one of each label), got {n_pairs}")
-    n_pos = n // 2
-    lists = sample_lists(probe_codes, candidate_codes, 2, n, group_of_code=group_of_code, same_group=same_group, seed=seed)
-    rng = np.random.default_rng([seed, 1])
-    is_pos = np.zeros(n, dtype=bool)
-    is_pos[rng.permutation(n)[:n_pos]] = True
-    cand = np.where(is_pos, lists.candidates[:, 0], lists.candidates[:, 1])
-    return lists.probe, cand, is_pos.astype(np.int64)
-
-
-# ---------------------------------------------------------------------------
-# 2. Readers and writers
+# 1. Readers and writers
 # ---------------------------------------------------------------------------
 
 
@@ -467,7 +281,7 @@ def write_score_file(path, ids, scores, *, overwrite: bool = False) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# 3. The Seeking-the-Shape-of-Sound lists (shipped in vfmatch/data/sss)
+# 2. The Seeking-the-Shape-of-Sound lists (shipped in vfmatch/data/sss)
 # ---------------------------------------------------------------------------
 
 # name -> (file, kind, split, gender-restricted, direction)
@@ -647,8 +461,6 @@ def evaluate_sss(
     ``queries`` (U/G), ``split``, ``metric``, ``value``, ``chance``, ``n``, and
     ``eer`` for verification lists.
     """
-    from .metrics import _list_credit, chance_average_precision, equal_error_rate, mean_average_precision, roc_auc
-
     if ties not in ("half", "wrong"):
         raise ValueError("ties must be 'half' or 'wrong' for published 1:2 lists")
     ids = load_sss_identities() if identities is None else identities
@@ -666,7 +478,7 @@ def evaluate_sss(
         if kind == "triplets":
             key = ("probe_speaker", "positive_speaker", "negative_speaker") if identity_level else ("probe", "positive", "negative")
             s_pos, s_neg = call(data[key[0]], data[key[1]]), call(data[key[0]], data[key[2]])
-            credit = _list_credit(np.stack([s_pos, s_neg], 1), np.zeros((len(data), 2), np.int64), ties)
+            credit = list_credit(np.stack([s_pos, s_neg], 1), np.zeros((len(data), 2), np.int64), ties)
             rows.append({**base, "task": "1:2 matching", "metric": "accuracy", "value": float(credit.mean()), "chance": 0.5, "n": len(data)})
         elif kind == "pairs":
             key = ("voice_speaker", "face_speaker") if identity_level else ("voice", "face")
@@ -682,8 +494,6 @@ def evaluate_sss(
                 ap = mean_average_precision(scores, rel_speaker[None, :] == q_spk[:, None], reduction="none")
                 value = float(np.average(ap, weights=q_count))
             else:
-                from .metrics import FunctionScorer, retrieval_map
-
                 qp, gp = queries["path"].to_numpy(), gallery["path"].to_numpy()
                 fn = FunctionScorer(lambda i, j: call(qp[i], gp[j]), len(qp), len(gp))
                 value = retrieval_map(fn, queries["speaker"], gallery["speaker"])

@@ -56,6 +56,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..features.audio import VOICE_STAT_NAMES, voice_statistics
+from ..utils import limit_threads
+from ..utils import progress as progress_bar
+from .identification import identification_accuracy, verification_metrics
+from .percentile import percentile_recall
+from .scorers import as_scorer
 
 from ..data.population import SAMPLE_RATE
 from ..data.preprocess import resample
@@ -351,8 +363,6 @@ def _run(cmd: list[str]) -> None:
 
 def _through_files(pcm: np.ndarray, encode: Callable[[Path, Path], list], decode: Callable[[Path, Path], list], suffix: str) -> np.ndarray:
     """Round trip through command-line tools, in a private temporary folder."""
-    import soundfile as sf
-
     with tempfile.TemporaryDirectory(prefix="vfmatch-codec-") as tmp:
         src, mid, dst = Path(tmp) / "in.wav", Path(tmp) / f"coded{suffix}", Path(tmp) / "out.wav"
         sf.write(src, pcm, CODEC_RATE, subtype="PCM_16")
@@ -548,8 +558,6 @@ def robustness_sweep(
     ``n_clips``, ``seconds``.
     Every clip gets the same noise in every codec at a given band (a paired design).
     """
-    from .metrics import as_scorer, identification_accuracy, percentile_recall, verification_metrics
-
     codecs = list(codecs)
     unknown = [c for c in codecs if c not in CODECS]
     if unknown:
@@ -575,12 +583,7 @@ def robustness_sweep(
         bands = ([None] if include_clean else []) + list(snr_bands)
         conditions += [(codec, b) for b in bands]
     rows = []
-    iterator = conditions
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(conditions, desc="codec x noise")
-    for codec, band in iterator:
+    for codec, band in progress_bar(conditions, progress, "codec x noise"):
         t0 = time.perf_counter()
         band_id = -1 if band is None else list(snr_bands).index(band)
         degraded = [
@@ -611,32 +614,17 @@ def robustness_sweep(
     return pd.DataFrame(rows)
 
 
-class _one_thread:
-    """Run torch on one intra-op thread inside the block: per-clip tensors are small, so
-    more threads only add overhead (a lot of it when other work shares the CPU)."""
-
-    def __enter__(self):
-        import torch
-
-        self.n = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.n)
-
-
 def _clip_statistics(clips) -> np.ndarray:
-    from ..features.audio import voice_statistics
-
+    """The :data:`~vfmatch.features.audio.VOICE_STAT_NAMES` statistics of each clip,
+    shape (n_clips, len(VOICE_STAT_NAMES)); a row of NaN where nothing is measurable."""
     rows = []
-    with _one_thread():
+    # Per-clip tensors are small: more threads only add overhead (a lot when other work shares the CPU).
+    with limit_threads(1):
         for c in clips:
             try:
                 rows.append(voice_statistics(np.asarray(c, dtype=np.float32), SAMPLE_RATE))
             except ValueError:  # silent or too short after degradation: nothing measurable
-                rows.append(np.full(16, np.nan, dtype=np.float32))
+                rows.append(np.full(len(VOICE_STAT_NAMES), np.nan, dtype=np.float32))
     return np.stack(rows)
 
 
@@ -644,9 +632,10 @@ def statistics_scorer(train_population, metaproperties: Sequence[str] = ("gender
                       *, C: float = 0.3) -> Callable:
     """A small baseline matcher for the sweep, trained on *clean* clips.
 
-    For each metaproperty, a logistic regression maps the 16 signal statistics
-    of a clip (:func:`vfmatch.audio.voice_statistics`: pitch, formants, spectral
-    centroid and slope, rhythm) to a distribution over the metaproperty's
+    For each metaproperty, a logistic regression maps the signal statistics of
+    a clip (the 19 of :func:`vfmatch.features.audio.voice_statistics`: pitch,
+    voice quality, formants, spectral centroid and slope, rhythm; a clip with
+    nothing measurable gets the training means) to a distribution over the metaproperty's
     values. A face is known by its labels, so the score of (clip, face) is
     ``sum_m log P_m(face's value of m | clip)`` (floored at log 1e-3). Codecs and
     noise shift the statistics away from what the regressions saw in training:
@@ -654,11 +643,6 @@ def statistics_scorer(train_population, metaproperties: Sequence[str] = ("gender
 
     Returns ``score_fn(clips, population) -> (n_clips, n_faces)``; its ``models``
     attribute holds the fitted scikit-learn pipelines."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     X = _clip_statistics(train_population.audios())
     models = {}
     for name in metaproperties:

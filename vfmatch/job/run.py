@@ -351,7 +351,7 @@ def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part
     """Identification, AUC and EER on every voice-face pair of ``part`` (via
     :func:`vfmatch.evaluation.evaluate_similarity`), plus match / no-match
     decision rates at the validation threshold on balanced test pairs."""
-    from ..evaluation.metrics import evaluate_similarity
+    from ..evaluation.summary import evaluate_similarity
 
     S = matcher.similarity_matrix(voice_table, face_table)
     metrics = dict(
@@ -375,7 +375,7 @@ def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part
 def subgroups(S: np.ndarray, part, seed: int) -> dict:
     """1:2 identification and AUC per gender and per ethnicity of the test voices,
     with every test face as a candidate (:func:`vfmatch.evaluation.subgroup_report`)."""
-    from ..evaluation.metrics import subgroup_report
+    from ..evaluation.summary import subgroup_report
 
     out = {}
     for col in ("gender", "ethnicity"):

@@ -19,8 +19,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..evaluation.metrics import PercentileRecall, as_scorer, equal_error_rate, percentile_recall, roc_curve
-from ..evaluation.protocols import sample_lists, speaker_codes
+from ..data.lists import sample_lists, speaker_codes
+from ..evaluation.metrics import equal_error_rate, roc_curve
+from ..evaluation.percentile import PercentileRecall, percentile_recall
+from ..evaluation.scorers import as_scorer
 from ..evaluation.robustness import CODECS, DEFAULT_SNR_BANDS, degrade, snr_label
 from .display import show_in
 

@@ -98,7 +98,7 @@ def score_matcher(data, matcher: MetapropertyMatcher, *, oracle: bool = False, s
     ``identification_1to2_vf`` (:func:`vfmatch.evaluation.evaluate_similarity`)."""
     from sklearn.metrics import roc_auc_score
 
-    from ..evaluation.metrics import evaluate_similarity
+    from ..evaluation.summary import evaluate_similarity
 
     vt, ft = (data.oracle_tables if oracle else data.tables)("test")
     tp = _pairs(data, seed)["test"]
