@@ -42,7 +42,7 @@ _EXPORTS = {
     "create_voice_encoder": "features.encoders",
     "create_face_encoder": "features.encoders",
     "MetapropertyMatcher": "matching.matcher",
-    "oracle_metaproperties": "matching.matcher",
+    "oracle_metaproperties": "matching.tables",
     "reconstruct_face": "fusion.reconstruct",
     "evaluate_similarity": "evaluation.metrics",
     "percentile_recall": "evaluation.metrics",

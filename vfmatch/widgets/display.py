@@ -5,6 +5,8 @@ Every widget in the book redraws through :func:`show_in` instead of
 through the front end; with no front end (nbclient in the test suite,
 ``jupyter-book build``) it sometimes leaves the run waiting until its timeout.
 Setting the widget's ``outputs`` directly needs no front end at all.
+
+Used by the widgets of every chapter (``book/01`` to ``book/09``).
 """
 
 from __future__ import annotations
