@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                     help="extractor preset of the run (default: the main job's 'default')")
     args = ap.parse_args(argv)
 
-    from vfmatch.job.run import RunConfig
+    from vfmatch.job.prepare import RunConfig
 
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         print(f"{'wall total':<14}" + "".join(f"{runs[label]['wall']:>11.2f}s" for label in runs))
 
         # Scoring speed: vectorised similarity matrix vs a loop over pairs.
-        from vfmatch.job.run import prepare, fit_matcher, make_role_pairs, new_matcher
+        from vfmatch.job.prepare import prepare, fit_matcher, make_role_pairs, new_matcher
 
         cfg = RunConfig(identities=args.identities, quick=args.quick, seed=args.seed, extractors=args.extractors, progress=False)
         data = prepare(cfg)

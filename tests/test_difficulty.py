@@ -17,7 +17,8 @@ from vfmatch.matching.difficulty import (
     difficulty_weights,
     retrain,
 )
-from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
+from vfmatch.matching.matcher import MetapropertyMatcher
+from vfmatch.matching.tables import noisy_metaproperties, oracle_metaproperties
 from vfmatch.data.pairs import make_pairs
 from vfmatch.data.population import Population
 from vfmatch.simulator.traits import draw_identities

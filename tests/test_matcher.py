@@ -1,5 +1,5 @@
-"""The metaproperty matcher (vfmatch.matching.matcher): weights, level of match, threshold,
-uses and explanations. Runs on ground-truth tables with noise, so no extractor
+"""The metaproperty matcher (vfmatch.matching.matcher, .classifiers, .threshold, .explain):
+weights, level of match, threshold, uses and explanations. Runs on ground-truth tables with noise, so no extractor
 has to be trained; the population has metadata but no audio or images."""
 
 from __future__ import annotations
@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.naive_bayes import GaussianNB
 
-from vfmatch.matching.matcher import MetapropertyMatcher, as_pairs, noisy_metaproperties, oracle_metaproperties, select_rows
+from vfmatch.evaluation.metrics import equal_error_rate
+from vfmatch.matching.classifiers import create_classifier, list_classifiers, register_classifier, unregister_classifier
+from vfmatch.matching.explain import shapley_contributions
+from vfmatch.matching.matcher import MetapropertyMatcher
+from vfmatch.matching.tables import as_pairs, noisy_metaproperties, oracle_metaproperties, select_rows
 from vfmatch.data.pairs import make_pairs
 from vfmatch.data.population import Population
 from vfmatch.simulator.traits import draw_identities
@@ -176,6 +181,101 @@ def test_unknown_ground_truth_becomes_uniform():
     assert np.allclose(v["age"][:2], 1 / 9)
 
 
+def test_threshold_is_at_the_evaluation_eer_with_a_margin(data):
+    """One EER for vfmatch: the calibration's EER is vfmatch.evaluation.metrics.equal_error_rate
+    on the same pairs, and the threshold makes that vertex's decisions, midway between two levels."""
+    _, v, f, pairs = data["train"]
+    _, vv, fv, pv = data["validation"]
+    for classifier in ("logistic", "random_forest"):
+        m = MetapropertyMatcher(classifier=classifier, n_estimators=30).fit_pairs(v, f, pairs).calibrate(vv, fv, pv)
+        level = m.level_of_match(vv, fv, pv["voice_index"], pv["face_index"])
+        y = pv["label"].to_numpy()
+        eer, vertex = equal_error_rate(y, level, return_threshold=True)
+        assert m.calibration_["eer"] == eer
+        assert np.array_equal(level >= m.threshold_, level >= vertex)  # the same operating point
+        below = level[level < vertex].max()
+        assert m.threshold_ == pytest.approx((vertex + below) / 2)  # not on a score: a margin for new pairs
+        assert m.calibration_["false_non_match_rate"] == pytest.approx(np.mean(level[y == 1] < vertex))
+
+
+def test_oracle_threshold_keeps_its_matches_on_new_pairs(data):
+    """Every true pair of ground-truth tables has the same level; computed again through the
+    pairwise distances of the similarity matrix they must still be matches (FNMR 0, not 1)."""
+    part, _, _, pairs = data["train"]
+    vpart, _, _, pv = data["validation"]
+    tpart = data["test"][0]
+    m = MetapropertyMatcher().fit_pairs(*oracle_metaproperties(part), pairs).calibrate(*oracle_metaproperties(vpart), pv)
+    S = m.similarity_matrix(*oracle_metaproperties(tpart))
+    same = tpart.voice_speakers[:, None] == tpart.face_speakers[None, :]
+    assert np.mean(S[same] < m.threshold_) == 0.0
+
+
+@pytest.mark.parametrize("classifier", ["gradient_boosting", "random_forest"])
+def test_tree_matcher_scores_with_its_own_ensemble(data, classifier):
+    """Decisions, AUC and rankings of a tree matcher come from the fitted ensemble's
+    predict_proba (level = its logit, measured from an average pair), not from a linear surrogate."""
+    _, v, f, pairs = data["train"]
+    _, vt, ft, pt = data["test"]
+    m = MetapropertyMatcher(classifier=classifier, n_estimators=30).fit_pairs(v, f, pairs)
+    X = m.pair_distances(vt, ft, pt["voice_index"], pt["face_index"])
+    p = np.clip(m.classifier_.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+    level = m.decision_function(X)
+    assert np.allclose(1 / (1 + np.exp(-(level + m.baseline_logit_))), p)
+    assert np.allclose(m.predict_proba(X), m.classifier_.predict_proba(X))
+    assert np.allclose(level, np.log(p / (1 - p)) - m.baseline_logit_)
+    assert m.decision_function(m.mean_[None])[0] == pytest.approx(0.0)  # 0 = an average training pair
+    surrogate = m.standardize(X) @ m.weights_
+    assert not np.allclose(level, surrogate)
+    S = m.similarity_matrix(vt, ft)
+    assert np.allclose(S[pt["voice_index"], pt["face_index"]], level)
+    ranked = m.rank_faces(vt, ft, voice_index=1)
+    assert np.all(np.diff(ranked["probability"].to_numpy()) <= 1e-12)  # sorted by the ensemble's probability
+    assert np.array_equal(m.predict(X), (level >= m.threshold_).astype(int))
+
+
+def test_tree_explanations_are_shapley_values_that_add_up(data):
+    _, v, f, pairs = data["train"]
+    _, vt, ft, _ = data["test"]
+    m = MetapropertyMatcher(classifier="gradient_boosting", n_estimators=30).fit_pairs(v, f, pairs)
+    e = m.explain(vt, ft, 0, 4)
+    assert e.method == "shapley" and "Shapley" in e.to_text()
+    assert e.table["contribution"].sum() == pytest.approx(e.level)
+    X = m.pair_distances(vt, ft, np.arange(6), np.arange(6))
+    assert np.allclose(m.contributions(X).sum(axis=1), m.decision_function(X))
+
+
+def test_shapley_values_of_a_linear_function_are_its_terms(rng):
+    w, b, base = np.array([0.5, -2.0, 1.5]), 0.3, np.array([0.1, 0.2, 0.3])
+    X = rng.random((5, 3))
+    phi = shapley_contributions(lambda Z: Z @ w + b, X, base)
+    assert np.allclose(phi, (X - base) * w)
+    # A pure interaction x0 * x1 (baseline 0) is shared equally by the two features.
+    phi = shapley_contributions(lambda Z: Z[:, 0] * Z[:, 1], np.array([[2.0, 3.0, 5.0]]), np.zeros(3))
+    assert np.allclose(phi, [[3.0, 3.0, 0.0]])
+
+
+def test_classifier_registry(data):
+    _, v, f, pairs = data["train"]
+    assert list_classifiers()[:3] == ["logistic", "gradient_boosting", "random_forest"]
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        create_classifier("svm")
+
+    @register_classifier("naive_bayes")
+    def naive_bayes(**_):
+        return GaussianNB()
+
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_classifier("naive_bayes")(naive_bayes)
+        m = MetapropertyMatcher(classifier="naive_bayes").fit_pairs(v, f, pairs)
+        assert isinstance(m.classifier_, GaussianNB) and m.weight_method_ == "permutation_importance_auc"
+        X = m.pair_distances(v, f, pairs["voice_index"][:20], pairs["face_index"][:20])
+        assert np.allclose(m.predict_proba(X), m.classifier_.predict_proba(X))
+    finally:
+        unregister_classifier("naive_bayes")
+    assert "naive_bayes" not in list_classifiers()
+
+
 @pytest.mark.parametrize("classifier", ["gradient_boosting", "random_forest"])
 def test_tree_weights_are_signed_permutation_importances(data, classifier):
     _, v, f, pairs = data["train"]
@@ -207,10 +307,12 @@ def test_save_and_load_without_pickles(fitted, data, tmp_path):
     tree = MetapropertyMatcher(classifier="random_forest", n_estimators=10).fit_pairs(vtr, ftr, ptr)
     tree.save(tmp_path / "t")
     tback = MetapropertyMatcher.load(tmp_path / "t")
-    assert np.allclose(tback.similarity_matrix(v, f), tree.similarity_matrix(v, f))
+    assert tback.weights == tree.weights and tback.threshold_ == tree.threshold_  # kept for reading
+    for score in (tback.predict_proba, tback.decision_function):  # the trees themselves are not saved
+        with pytest.raises(RuntimeError, match="not saved"):
+            score(X)
     with pytest.raises(RuntimeError, match="not saved"):
-        tback.predict_proba(X)
-    assert tback.explain(v, f, 0, 0).probability is None
+        tback.similarity_matrix(v, f)
     with pytest.raises(FileNotFoundError, match="matcher.json"):
         MetapropertyMatcher.load(tmp_path / "nothing")
 

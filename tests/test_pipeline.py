@@ -1,5 +1,5 @@
-"""The main job (vfmatch.job.run), its report (vfmatch.job.report) and the widget
-logic of chapters 05-07 (vfmatch.widgets.matching).
+"""The main job (vfmatch.job.prepare and vfmatch.job.run), its report (vfmatch.job.report)
+and the widget logic of chapters 05-07 (vfmatch.widgets.matching).
 
 Unit tests run on a metadata-only population with blurred ground-truth
 tables (no extractor is trained); the end-to-end test runs ``vfmatch run --quick``."""
@@ -7,6 +7,7 @@ tables (no extractor is trained); the end-to-end test runs ``vfmatch run --quick
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import datasets
@@ -15,10 +16,17 @@ import pandas as pd
 import pytest
 
 from vfmatch.job import report
-from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
-from vfmatch.job.run import MatchingData, RunConfig, add_arguments, device_setting, main, split_roles
+from vfmatch.matching.matcher import MetapropertyMatcher
+from vfmatch.matching.tables import noisy_metaproperties, oracle_metaproperties
+from vfmatch.job.prepare import MatchingData, RunConfig, device_setting, extract_tables, prepare, split_roles
+from vfmatch.job.prepare import EXTRACTOR_PRESETS
+from vfmatch.job.run import add_arguments, main, run
+from vfmatch.matching.classifiers import list_classifiers, register_classifier, unregister_classifier
+from vfmatch.matching.distances import list_distances, register_distance, unregister_distance
+from vfmatch.metaproperties import list_metaproperties
 from vfmatch.data.population import Population
-from vfmatch.simulator.traits import draw_identities
+from vfmatch.simulator.traits import DEFAULT_N_IDENTITIES, draw_identities
+from vfmatch.utils import to_jsonable
 from vfmatch.widgets import matching as W
 
 
@@ -82,6 +90,52 @@ def test_command_line_options(monkeypatch):
         main(parser.parse_args(["--identities", "3"]))
 
 
+def _run_help() -> str:
+    from vfmatch.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices["run"].format_help().split())  # argparse wraps lines: one space each
+
+
+def test_help_states_the_real_defaults_and_the_registries_choices():
+    text = _run_help()
+    assert f"(default {DEFAULT_N_IDENTITIES};" in text and DEFAULT_N_IDENTITIES == 480
+    for name in (*list_classifiers(), *list_distances(), *EXTRACTOR_PRESETS, *list_metaproperties()):
+        assert name in text, name
+
+
+def test_command_line_choices_come_from_the_registries(tmp_path):
+    @register_classifier("naive_bayes")
+    def naive_bayes(**_):
+        from sklearn.naive_bayes import GaussianNB
+
+        return GaussianNB()
+
+    @register_distance("total_variation", aliases=("tv",))
+    def total_variation(p, q):
+        return 0.5 * np.abs(p - q).sum(axis=-1)
+
+    try:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(["--classifier", "naive_bayes", "--distance", "tv", "--metaproperties", "gender", "age"])
+        assert (args.classifier, args.distance, args.metaproperties) == ("naive_bayes", "tv", ["gender", "age"])
+        assert "total_variation" in _run_help() and "naive_bayes" in _run_help()
+    finally:
+        unregister_classifier("naive_bayes")
+        unregister_distance("total_variation")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):  # argparse refuses a classifier no one registered
+        parser.parse_args(["--classifier", "naive_bayes"])
+    for bad, message in ((dict(metaproperties=["shoe_size"]), "unknown metaproperty 'shoe_size'"),
+                         (dict(distance="manhattan"), "unknown distance"),
+                         (dict(classifier="svm"), "--classifier must be one of")):
+        with pytest.raises(ValueError, match=message):  # checked before any stage runs
+            run(RunConfig(out=str(tmp_path / "never"), progress=False, **bad))
+    assert not (tmp_path / "never").exists()
+
+
 def test_out_folder_with_someone_elses_files_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     parser = argparse.ArgumentParser()
@@ -126,7 +180,8 @@ def test_figures_save_as_html_and_png(tmp_path, data, matcher):
     assert (tmp_path / "plotly.min.js").exists()  # offline: the library sits beside the pages
     page = report.write_index(tmp_path, {"evaluation": {"test": {"auc": 0.7, "eer": 0.3}}}, {"w": "weights"})
     assert "w.png" in page.read_text()
-    assert report.to_jsonable({"a": np.float32(1.5), "b": np.arange(2), "c": float("nan")}) == {"a": 1.5, "b": [0, 1], "c": None}
+    written = json.loads(report.write_json(tmp_path / "m.json", {"a": np.float32(1.2), "b": np.arange(2), "c": float("nan")}).read_text())
+    assert written == to_jsonable({"a": np.float32(1.2), "b": np.arange(2), "c": float("nan")}) == {"a": 1.2, "b": [0, 1], "c": None}
 
 
 # ---------------------------------------------------------------------------
@@ -155,13 +210,24 @@ def test_chapter05_distance_and_classifier_choices(data):
 def test_chapter06_epsilon_sliders_and_retraining(data, matcher):
     loose = W.difficulty_summary(data, matcher, eps_strong=0.9, eps_weak=0.55)
     tight = W.difficulty_summary(data, matcher, eps_strong=0.7, eps_weak=0.6)
-    n = len(data.parts["matcher"].voices) * 0 + sum(loose["counts"].values())
-    assert sum(tight["counts"].values()) == n
+    n = len(data.role_pairs(0)["matcher"])  # every matcher-training pair gets exactly one category
+    assert len(loose["categories"]) == len(tight["categories"]) == n
+    assert sum(loose["counts"].values()) == sum(tight["counts"].values()) == n
     assert tight["counts"]["easy"] >= loose["counts"]["easy"]  # a lower bar makes more pairs "easy"
     fig = W.confidence_figure(tight, 0.7, 0.6)
     assert "easy" in fig.layout.title.text
     table = W.retraining_comparison(data, matcher, 0.75, 0.6)
     assert {"baseline", "curriculum", "weighted", "drop"} <= set(table["strategy"])
+
+
+def test_widgets_share_pairs_through_the_data_cache(data, matcher):
+    """The widgets' pairs live in MatchingData.pairs_by_seed (via role_pairs), not in ad-hoc attributes."""
+    first = data.role_pairs(0)
+    assert data.role_pairs(0) is first and data.pairs_by_seed[0] is first
+    assert set(first) == {"matcher", "threshold", "test"}
+    assert data.role_pairs(1)["matcher"]["voice_index"].tolist() != first["matcher"]["voice_index"].tolist()
+    W.difficulty_summary(data, matcher, 0.75, 0.6)
+    assert set(vars(data)) == {f.name for f in dataclasses.fields(MatchingData)}
 
 
 def test_chapter07_ranked_gallery_with_explanations(data, matcher):
@@ -219,3 +285,33 @@ def test_vfmatch_run_quick_end_to_end(tmp_path):
     back = MetapropertyMatcher.load(out / "models" / "matcher")
     assert back.threshold_ == pytest.approx(m["matcher"]["threshold"])
     assert (out / "index.html").exists()
+
+
+# ---------------------------------------------------------------------------
+# The extracted-table cache
+# ---------------------------------------------------------------------------
+
+
+def _tiny_extractors(n_mels: int):
+    """Gender from log-Mel statistics (voice) and thumbnails (face): a set that fits in seconds."""
+    from vfmatch.extractors import ExtractorSet, MetapropertyExtractor
+
+    return ExtractorSet([
+        MetapropertyExtractor("gender", "voice", encoder="logmel-stats", encoder_kwargs={"n_mels": n_mels}, calculator="logistic"),
+        MetapropertyExtractor("gender", "face", encoder="thumbnail", encoder_kwargs={"size": 12}, calculator="logistic"),
+    ], quick=True, progress=False)
+
+
+def test_table_cache_notices_an_encoder_change():
+    """The cache key holds the extractors' fingerprints: the same set loads the cached tables,
+    a voice encoder with another n_mels recomputes them."""
+    config = RunConfig(quick=True, identities=16, seed=5, progress=False)
+    first = prepare(config, extractors=_tiny_extractors(24))
+    assert "cached" not in first.timing and "fit" in first.timing
+    again = prepare(config, extractors=_tiny_extractors(24))
+    assert again.timing == {"cached": True}
+    for role in ("matcher", "threshold", "test"):
+        assert np.array_equal(again.voice[role]["gender"], first.voice[role]["gender"])
+    changed = prepare(config, extractors=_tiny_extractors(32))
+    assert "cached" not in changed.timing and "fit" in changed.timing
+    assert not np.array_equal(changed.voice["test"]["gender"], first.voice["test"]["gender"])

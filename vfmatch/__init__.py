@@ -46,7 +46,7 @@ _EXPORTS = {
     "create_voice_encoder": "features.encoders",
     "create_face_encoder": "features.encoders",
     "MetapropertyMatcher": "matching.matcher",
-    "oracle_metaproperties": "matching.matcher",
+    "oracle_metaproperties": "matching.tables",
     "reconstruct_face": "fusion.reconstruct",
     "evaluate_similarity": "evaluation.summary",
     "percentile_recall": "evaluation.percentile",

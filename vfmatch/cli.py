@@ -14,6 +14,8 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
+
 # subcommand -> (module, one-line help). Each module defines
 # ``add_arguments(parser)`` and ``main(args) -> int``.
 SUBCOMMANDS = {
@@ -24,8 +26,6 @@ SUBCOMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vfmatch", description="Voice-face matching through metaproperties.")
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"vfmatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():

@@ -62,15 +62,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..data.population import SAMPLE_RATE
+from ..data.preprocess import resample
 from ..features.audio import VOICE_STAT_NAMES, voice_statistics
 from ..utils import limit_threads
 from ..utils import progress as progress_bar
 from .identification import identification_accuracy, verification_metrics
 from .percentile import percentile_recall
 from .scorers import as_scorer
-
-from ..data.population import SAMPLE_RATE
-from ..data.preprocess import resample
 
 __all__ = [
     "CODECS",

@@ -9,21 +9,28 @@ Every figure is built once, with plotly, and saved twice:
   (:func:`plotly_to_matplotlib`; plotly's own PNG export needs a browser).
 
 The figure builders take plain numbers (dicts, arrays, frames), so the book's
-widgets reuse them. Book chapters: ``book/05`` to ``book/07``.
+widgets reuse them (:mod:`vfmatch.widgets.matching`). Book chapters:
+``book/05_distances_and_weights.ipynb`` (weights), ``book/06_difficulty_and_curriculum.ipynb``
+(retraining), ``book/07_matching_and_retrieval.ipynb`` (explanations).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
+from matplotlib.figure import Figure
+from plotly.subplots import make_subplots
+
+from ..utils import to_jsonable
 
 __all__ = [
-    "to_jsonable",
     "write_json",
     "save_figure",
     "plotly_to_matplotlib",
@@ -46,28 +53,8 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 # ---------------------------------------------------------------------------
 
 
-def to_jsonable(obj):
-    """numpy scalars/arrays, frames and paths to plain JSON values (NaN -> None)."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return to_jsonable(obj.to_dict(orient="records"))
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_json(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented JSON (:func:`vfmatch.utils.to_jsonable` converts numpy, frames, paths)."""
     path = Path(path)
     path.write_text(json.dumps(to_jsonable(obj), indent=2))
     return path
@@ -87,9 +74,6 @@ def save_figure(fig, folder: str | Path, name: str) -> dict[str, Path]:
     png_path = folder / f"{name}.png"
     mfig = plotly_to_matplotlib(fig)
     mfig.savefig(png_path, dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(mfig)
     return {"html": html_path, "png": png_path}
 
 
@@ -98,13 +82,10 @@ def plotly_to_matplotlib(fig):
 
     Covers what this module builds (grouped or horizontal bars, lines and
     markers, overlaid histograms, vertical/horizontal reference lines); other
-    trace types raise ValueError."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    mfig, ax = plt.subplots(figsize=(7.5, 4.5))
+    trace types raise ValueError. A bare :class:`matplotlib.figure.Figure` (no
+    pyplot), so nothing changes a notebook's backend and nothing needs closing."""
+    mfig = Figure(figsize=(7.5, 4.5))
+    ax = mfig.subplots()
     bars = [t for t in fig.data if t.type == "bar"]
     n_bar = max(len(bars), 1)
     width = 0.8 / n_bar
@@ -182,8 +163,6 @@ def _trace_color(trace, i):
 
 
 def _strip_tags(text: str) -> str:
-    import re
-
     return re.sub(r"<[^>]+>", " ", text).strip()
 
 
@@ -192,15 +171,8 @@ def _strip_tags(text: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _go():
-    import plotly.graph_objects as go
-
-    return go
-
-
 def weights_figure(weights: Mapping[str, Mapping[str, float]], title: str = "Matcher weights per metaproperty"):
     """Grouped bars: ``{model name: {metaproperty: weight}}``. Negative = larger distance argues against a match."""
-    go = _go()
     fig = go.Figure()
     for i, (model, w) in enumerate(weights.items()):
         fig.add_bar(x=list(w), y=list(w.values()), name=model, marker_color=_PALETTE[i % len(_PALETTE)])
@@ -214,7 +186,6 @@ def weights_figure(weights: Mapping[str, Mapping[str, float]], title: str = "Mat
 
 def roc_figure(curves: Mapping[str, tuple], title: str = "ROC on held-out identities (all voice-face pairs)"):
     """``{name: (fpr, tpr, auc)}`` -> ROC curves with the chance diagonal."""
-    go = _go()
     fig = go.Figure()
     for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
         fig.add_scatter(x=np.asarray(fpr), y=np.asarray(tpr), mode="lines", name=f"{name} (AUC {auc:.3f})",
@@ -227,7 +198,6 @@ def roc_figure(curves: Mapping[str, tuple], title: str = "ROC on held-out identi
 
 def level_histogram_figure(level, same, threshold: float, title: str = "Level of match on held-out pairs"):
     """Overlaid histograms of the level for matching and non-matching pairs, with the threshold."""
-    go = _go()
     level, same = np.asarray(level, float), np.asarray(same, bool)
     fig = go.Figure()
     fig.add_histogram(x=level[~same], name="different people", histnorm="probability density", opacity=0.6,
@@ -242,7 +212,6 @@ def level_histogram_figure(level, same, threshold: float, title: str = "Level of
 
 def identification_figure(evaluation: Mapping[str, Mapping[str, float]], title: str = "1:2 voice-to-face identification"):
     """Bars of the two 1:2 protocols for each model (``{model: metrics}``), chance at 0.5."""
-    go = _go()
     keys = [("identification_1to2_vf", "any other face"), ("identification_1to2_vf_gender_restricted", "same-gender other face")]
     fig = go.Figure()
     for i, (key, label) in enumerate(keys):
@@ -255,7 +224,6 @@ def identification_figure(evaluation: Mapping[str, Mapping[str, float]], title: 
 
 def extractor_figure(extractors: Mapping[str, Mapping[str, Mapping[str, float]]], title: str = "Metaproperty extractors on held-out identities"):
     """Balanced accuracy per metaproperty and modality against the majority baseline."""
-    go = _go()
     names = list(extractors)
     fig = go.Figure()
     for i, side in enumerate(("voice", "face")):
@@ -269,8 +237,7 @@ def extractor_figure(extractors: Mapping[str, Mapping[str, Mapping[str, float]]]
 
 
 def difficulty_figure(table: pd.DataFrame, title: str = "Retraining by difficulty: held-out decision accuracy"):
-    """Bars of test accuracy per retraining strategy (rows of :func:`vfmatch.difficulty.compare_strategies`)."""
-    go = _go()
+    """Bars of test accuracy per retraining strategy (rows of :func:`vfmatch.matching.difficulty.compare_strategies`)."""
     ok = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[:0]
     fig = go.Figure()
     fig.add_bar(x=list(ok["strategy"]), y=list(ok["test_accuracy"]), name="test accuracy", marker_color=_PALETTE[0])
@@ -282,7 +249,6 @@ def difficulty_figure(table: pd.DataFrame, title: str = "Retraining by difficult
 
 def explanation_figure(explanation, title: str | None = None):
     """Horizontal bars of each metaproperty's contribution to one level of match."""
-    go = _go()
     t = explanation.table.sort_values("contribution")
     colors = [_PALETTE[2] if c >= 0 else _PALETTE[3] for c in t["contribution"]]
     hover = [
@@ -305,9 +271,6 @@ def explanation_figure(explanation, title: str | None = None):
 
 def distributions_figure(explanation, metaproperties=None):
     """Both sides' distributions, one small panel per metaproperty (voice vs face)."""
-    from plotly.subplots import make_subplots
-
-    go = _go()
     names = list(metaproperties or explanation.voice)
     cols = min(4, len(names))
     rows = int(np.ceil(len(names) / cols))

@@ -15,344 +15,68 @@ Stages (each timed in ``metrics.json``, with a progress bar)::
     7. evaluation   1:2 identification (both protocols), AUC, EER on the test identities
     8. report       metrics.json, weights.json, plots (HTML + PNG), saved models
 
-*Why the matcher learns on people the extractors never saw.* An extractor is
-over-confident on the people it was trained on (on the quick simulated
-population the face accent extractor is right for every training face and
-near chance on new ones), so distances between its in-sample predictions
-describe a world the matcher will never meet; trained on them, the matcher
-was no better and in some runs worse (``book/05_distances_and_weights.ipynb``
-shows the comparison). Out-of-fold tables for the training people were tried
-too: they need the extractors fitted once per fold (minutes more on a CPU),
-and in the run we compared they did not beat the validation half.
-
-``--subset gender=female,ethnicity=Asian`` keeps the split of the whole
-population (so the extractors are the same as in an unrestricted run) and
-restricts the matcher, threshold and test identities to the subset: a
-homogeneous population as in paper 001 (seed 001).
-
-Book chapters 05-07 call :func:`prepare` to get the extracted tables of the
-quick population without running the whole job.
+Stages 1-3 and the matcher helpers live in :mod:`vfmatch.job.prepare`, which
+the book (chapters 05-07) and the widgets share; this module is the command
+(:func:`add_arguments`, :func:`main`) and what only the command does: the
+evaluation of the fitted matchers and the report (:mod:`vfmatch.job.report`).
+The choices of ``--classifier``, ``--distance``, ``--extractors`` and
+``--metaproperties`` come from the registries
+(:func:`vfmatch.matching.classifiers.list_classifiers`,
+:func:`vfmatch.matching.distances.list_distances`, the extractor presets,
+:func:`vfmatch.metaproperties.list_metaproperties`), so a component registered
+before the command runs is a choice.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from sklearn.metrics import roc_curve
+from tqdm.auto import tqdm
 
-from ..config import cache_dir, default_device, quick_mode
-from ..extractors import ExtractorSet, create_extractors, list_extractor_presets
-from ..matching.matcher import MetapropertyMatcher, oracle_metaproperties
-from ..metaproperties import DEFAULT_METAPROPERTIES
-from ..utils import CODE_VERSION
-from .report import to_jsonable
+from ..config import default_device
+from ..evaluation.summary import evaluate_similarity, subgroup_report
+from ..matching.classifiers import list_classifiers
+from ..matching.difficulty import check_eps, compare_strategies
+from ..matching.distances import list_distances, resolve_distances
+from ..matching.matcher import MetapropertyMatcher
+from ..matching.threshold import THRESHOLD_RULES
+from ..metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty, list_metaproperties
+from ..simulator.traits import DEFAULT_N_IDENTITIES
+from . import report
+from .prepare import (
+    EXTRACTOR_PRESETS,
+    QUICK_IDENTITIES,
+    MatchingData,
+    RunConfig,
+    device_setting,
+    extract_tables,
+    fit_matcher,
+    load_or_simulate,
+    make_role_pairs,
+    new_matcher,
+    split_roles,
+)
 
-__all__ = ["RunConfig", "MatchingData", "prepare", "run", "add_arguments", "main", "QUICK_IDENTITIES"]
+__all__ = ["run", "evaluate_matcher", "subgroups", "add_arguments", "main", "CHANCE"]
 
-QUICK_IDENTITIES = 60
-SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # train (extractors) / validation (matcher + threshold) / test
 CHANCE = {"identification_1to2_vf": 0.5, "identification_1to2_vf_gender_restricted": 0.5, "auc": 0.5, "eer": 0.5}
 _MARKER = ".vfmatch_report"  # marks a folder this job writes, so a re-run may write into it again
 
 
-@dataclass
-class RunConfig:
-    """Options of the main job (the ``vfmatch run`` flags)."""
-
-    identities: int | None = None  # None: the default population size (60 in quick mode)
-    seed: int = 0
-    subset: str | None = None
-    concordance: float = 0.3
-    quick: bool = False
-    device: str = "auto"
-    data: str | None = None
-    out: str = "vfmatch_report"
-    classifier: str = "logistic"
-    distance: str = "auto"
-    threshold_rule: str = "eer"
-    target_fmr: float = 0.01
-    eps_strong: float = 0.75
-    eps_weak: float = 0.6
-    extractors: str = "default"
-    cache: bool = True
-    progress: bool = True
-    overwrite: bool = False
-
-    @property
-    def is_quick(self) -> bool:
-        return bool(self.quick) or quick_mode()
-
-    def n_identities(self) -> int:
-        from ..simulator.traits import DEFAULT_N_IDENTITIES
-
-        if self.identities is not None:
-            return int(self.identities)
-        return QUICK_IDENTITIES if self.is_quick else DEFAULT_N_IDENTITIES
-
-
-@dataclass
-class MatchingData:
-    """Extracted metaproperty tables of the held-out identities, split by role.
-
-    Attributes
-    ----------
-    population : the whole population
-    parts : dict role -> Population, roles ``"train"`` (extractors),
-        ``"matcher"`` and ``"threshold"`` (the two halves of the validation
-        identities) and ``"test"``
-    voice, face : dict role -> metaproperty table (row order of ``parts[role]``);
-        no tables for ``"train"``
-    extractors : the fitted :class:`vfmatch.extractors.ExtractorSet` (loaded from
-        the cache with the tables; None only if that copy is missing)
-    extractor_quality : dict metaproperty -> {"voice"|"face": {...}} on the test identities
-    metaproperties : the metaproperties extracted
-    """
-
-    population: object
-    parts: dict
-    voice: dict
-    face: dict
-    extractors: object | None = None
-    extractor_quality: dict = field(default_factory=dict)
-    metaproperties: list = field(default_factory=list)
-    timing: dict = field(default_factory=dict)
-
-    def tables(self, role: str) -> tuple[dict, dict]:
-        return self.voice[role], self.face[role]
-
-    def oracle_tables(self, role: str) -> tuple[dict, dict]:
-        return oracle_metaproperties(self.parts[role], self.metaproperties)
-
-
 # ---------------------------------------------------------------------------
-# Stages 1-3: population, split, extracted tables
+# Stage 7: evaluation of a fitted matcher
 # ---------------------------------------------------------------------------
-
-
-def load_or_simulate(config: RunConfig, progress: bool = False):
-    """Stage 1: the population named by ``--data``, or the simulated default."""
-    if config.data:
-        from ..data.load import load_population
-
-        return load_population(config.data)
-    from ..simulator.population import make_population
-
-    n = config.n_identities()
-    if config.is_quick:
-        return make_population(n, seed=config.seed, concordance=config.concordance, clips_per_identity=3,
-                               faces_per_identity=3, clip_seconds=(1.5, 3.0), cache=config.cache, progress=progress)
-    return make_population(n, seed=config.seed, concordance=config.concordance, cache=config.cache, progress=progress)
-
-
-def split_roles(population, config: RunConfig) -> dict:
-    """Stage 2: identity-disjoint roles (see the module docstring).
-
-    The validation identities are halved, within each gender, into
-    ``"matcher"`` and ``"threshold"``; with a subset, every role but
-    ``"train"`` keeps only the subset's identities, so the extractors are
-    those of the unrestricted run."""
-    splits = population.split(SPLIT_FRACTIONS, seed=config.seed)
-    first, second = _halves(splits.validation, config.seed)
-    parts = {"train": splits.train, "matcher": first, "threshold": second, "test": splits.test}
-    if config.subset:
-        for role in ("matcher", "threshold", "test"):
-            try:
-                parts[role] = parts[role].subset(config.subset)
-            except ValueError:
-                raise ValueError(
-                    f"--subset {config.subset!r}: no {role} identity satisfies it among {len(population)} people; "
-                    "raise --identities"
-                ) from None
-    for role, part in parts.items():
-        if len(part) < 2:
-            raise ValueError(
-                f"the {role} role has {len(part)} identities; at least 2 are needed (raise --identities"
-                + (" or loosen --subset)" if config.subset else ")")
-            )
-    return parts
-
-
-def _halves(part, seed: int):
-    """Two identity-disjoint halves, dealt alternately within each gender after a seeded shuffle."""
-    ids = part.identities
-    rng = np.random.default_rng([seed, 1])
-    key = ids["gender"].astype(str) if "gender" in ids else pd.Series("", index=ids.index)
-    first, second = [], []
-    for _, group in ids.groupby(key):
-        order = rng.permutation(group["speaker_id"].to_numpy())
-        first += list(order[0::2])
-        second += list(order[1::2])
-    return part.select(first), part.select(second)
-
-
-def _fingerprint(population, parts: dict, extractor_settings: dict) -> str:
-    """Cache key of the extracted tables: the population's content (identities,
-    clip and face ids, provenance), who is in which role, the extractor settings
-    and :data:`vfmatch.utils.CODE_VERSION`. ``--no-cache`` recomputes regardless."""
-    h = hashlib.sha1()
-    ids = population.identities.drop(columns=["voice_latent", "face_latent"], errors="ignore").astype(str)
-    h.update(pd.util.hash_pandas_object(ids, index=False).values.tobytes())
-    for dataset, col in ((population.voices, "clip_id"), (population.faces, "face_id")):
-        if col in dataset.column_names:
-            h.update("|".join(map(str, dataset[col])).encode())
-    h.update(json.dumps(population.info, sort_keys=True, default=str).encode())
-    h.update(json.dumps({r: sorted(p.speaker_ids) for r, p in parts.items()}).encode())
-    h.update(json.dumps(extractor_settings, sort_keys=True, default=str).encode())
-    h.update(CODE_VERSION.encode())
-    return h.hexdigest()[:20]
-
-
-def extract_tables(population, parts: dict, config: RunConfig, progress: bool = False) -> MatchingData:
-    """Stage 3: fit the extractors on ``parts["train"]``; tables for the held-out roles.
-
-    The tables and the extractors' quality on the test identities are cached
-    under the vfmatch cache (safetensors + JSON), keyed by the population, the
-    identities of every role and the extractor settings, so a second run skips
-    this stage."""
-    from safetensors.numpy import load_file, save_file
-
-    names = [n for n in DEFAULT_METAPROPERTIES if population.has_metaproperty(n)]
-    extractors = build_extractors(names, config.extractors, quick=config.is_quick, progress=progress)
-    # The key holds the extractors' fingerprints (encoder and calculator code, settings,
-    # weights), so editing an encoder or a calculator recomputes the tables.
-    key = _fingerprint(population, parts, {"extractors": extractors.fingerprint()})
-    folder = cache_dir("features", key)
-    roles = ("matcher", "threshold", "test")
-    timing: dict = {}
-    if config.cache and (folder / "tables.safetensors").exists():
-        arrays = load_file(str(folder / "tables.safetensors"))
-        meta = json.loads((folder / "meta.json").read_text())
-        names, quality = meta["metaproperties"], meta["quality"]
-        fitted = _load_extractors(folder / "extractors")
-        voice = {r: {n: arrays[f"{r}.voice.{n}"] for n in names} for r in roles}
-        face = {r: {n: arrays[f"{r}.face.{n}"] for n in names} for r in roles}
-        timing["cached"] = True
-        return MatchingData(population, parts, voice, face, fitted, quality, names, timing)
-
-    t0 = time.perf_counter()
-    fitted = extractors.fit(parts["train"]) or extractors
-    timing["fit"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    voice = {r: {k: np.asarray(v, np.float64) for k, v in fitted.transform_voices(parts[r]).items()} for r in roles}
-    face = {r: {k: np.asarray(v, np.float64) for k, v in fitted.transform_faces(parts[r]).items()} for r in roles}
-    names = [n for n in names if n in voice["test"] and n in face["test"]]
-    timing["extract"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    quality = _quality(fitted, parts["test"], seed=config.seed)
-    timing["quality"] = round(time.perf_counter() - t0, 3)
-    if config.cache:
-        save_file({f"{r}.{side}.{n}": np.ascontiguousarray(tab[r][n]) for r in roles for side, tab in (("voice", voice), ("face", face))
-                   for n in names}, str(folder / "tables.safetensors"))
-        (folder / "meta.json").write_text(json.dumps(to_jsonable({"metaproperties": names, "quality": quality})))
-        fitted.save(folder / "extractors")
-    return MatchingData(population, parts, voice, face, fitted, quality, names, timing)
-
-
-def _load_extractors(folder: Path):
-    """The cached fitted extractors, or None if they were not saved (the tables suffice to match)."""
-    try:
-        return ExtractorSet.load(folder, progress=False)
-    except (FileNotFoundError, ValueError, KeyError):
-        return None
-
-
-EXTRACTOR_PRESETS = tuple(list_extractor_presets())  # the registry's names ("default", "fast", ...)
-
-
-def build_extractors(names, preset: str = "default", *, quick: bool = False, progress: bool = False):
-    """The extractor set of the main job: :func:`vfmatch.extractors.create_extractors`
-    (presets in :mod:`vfmatch.extractors.presets`; ``"fast"`` swaps the vision
-    transformers for logistic regressions, benchmarks/bench_main_job.py measures both)."""
-    return create_extractors(preset, names, quick=quick, progress=progress)
-
-
-def _quality(extractors, test_population, seed: int = 0) -> dict:
-    """``{metaproperty: {"voice"|"face": {...}}}`` from :func:`vfmatch.quality.quality_report`
-    on the test identities; ``majority_baseline`` is the balanced accuracy of always
-    answering one value (``1 / K``, K = values present), the baseline that report uses."""
-    report = extractors.quality_report(test_population, n_boot=1000, seed=seed)
-    out: dict = {}
-    for row in report.to_dict(orient="records"):
-        entry = {k: v for k, v in row.items() if k not in ("metaproperty", "modality")}
-        entry["majority_baseline"] = entry.get("baseline_balanced_accuracy")
-        out.setdefault(row["metaproperty"], {})[row["modality"]] = entry
-    return to_jsonable(out)
-
-
-@contextmanager
-def device_setting(device: str):
-    """Run the block with ``VFMATCH_DEVICE`` set (every encoder asks
-    :func:`vfmatch.config.default_device`); ``"auto"`` leaves it alone.
-    Raises ValueError for a CUDA device torch cannot see."""
-    if device in (None, "", "auto"):
-        yield default_device(None)
-        return
-    resolved = default_device(device)
-    old = os.environ.get("VFMATCH_DEVICE")
-    os.environ["VFMATCH_DEVICE"] = resolved
-    try:
-        yield resolved
-    finally:
-        if old is None:
-            os.environ.pop("VFMATCH_DEVICE", None)
-        else:
-            os.environ["VFMATCH_DEVICE"] = old
-
-
-def prepare(config: RunConfig | None = None, progress: bool = False) -> MatchingData:
-    """Stages 1-3 in one call: what the book's chapters 05-07 start from."""
-    config = config or RunConfig(quick=True)
-    with device_setting(config.device):
-        population = load_or_simulate(config, progress=progress)
-        parts = split_roles(population, config)
-        return extract_tables(population, parts, config, progress=progress)
-
-
-# ---------------------------------------------------------------------------
-# Stages 4-7: matcher, baselines, difficulty, evaluation
-# ---------------------------------------------------------------------------
-
-
-def n_pairs_for(part) -> int:
-    """Balanced training pairs: 20 per voice clip, at most 8000."""
-    return int(min(8000, max(200, 20 * part.voices.num_rows)))
-
-
-def new_matcher(config: RunConfig, metaproperties=None) -> MetapropertyMatcher:
-    return MetapropertyMatcher(
-        metaproperties=metaproperties, distance=config.distance, classifier=config.classifier,
-        threshold_rule=config.threshold_rule, target_fmr=config.target_fmr, random_state=config.seed,
-    )
-
-
-def fit_matcher(matcher: MetapropertyMatcher, data: MatchingData, pairs: dict, oracle: bool = False) -> MetapropertyMatcher:
-    """Fit on the "matcher" role's pairs, choose the threshold on the "threshold" role's pairs."""
-    tables = data.oracle_tables if oracle else data.tables
-    matcher.fit_pairs(*tables("matcher"), pairs["matcher"])
-    return matcher.calibrate(*tables("threshold"), pairs["threshold"])
-
-
-def make_role_pairs(data: MatchingData, seed: int) -> dict:
-    from ..data.pairs import make_pairs
-
-    return {role: make_pairs(data.parts[role], n_pairs_for(data.parts[role]), seed=seed + k)
-            for k, role in enumerate(("matcher", "threshold", "test"))}
 
 
 def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part, test_pairs, seed: int) -> tuple[dict, np.ndarray]:
     """Identification, AUC and EER on every voice-face pair of ``part`` (via
-    :func:`vfmatch.evaluation.evaluate_similarity`), plus match / no-match
+    :func:`vfmatch.evaluation.summary.evaluate_similarity`), plus match / no-match
     decision rates at the validation threshold on balanced test pairs."""
-    from ..evaluation.summary import evaluate_similarity
-
     S = matcher.similarity_matrix(voice_table, face_table)
     metrics = dict(
         evaluate_similarity(
@@ -374,9 +98,7 @@ def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part
 
 def subgroups(S: np.ndarray, part, seed: int) -> dict:
     """1:2 identification and AUC per gender and per ethnicity of the test voices,
-    with every test face as a candidate (:func:`vfmatch.evaluation.subgroup_report`)."""
-    from ..evaluation.summary import subgroup_report
-
+    with every test face as a candidate (:func:`vfmatch.evaluation.summary.subgroup_report`)."""
     out = {}
     for col in ("gender", "ethnicity"):
         if col not in part.identities or not part.has_metaproperty(col):
@@ -406,16 +128,16 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def _check_options(config: RunConfig) -> None:
     """Fail on bad options before any expensive stage runs."""
-    from ..matching.difficulty import check_eps
-    from ..matching.distances import resolve_distances
-    from ..matching.matcher import CLASSIFIERS
-
-    if config.classifier not in CLASSIFIERS:
-        raise ValueError(f"--classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
-    resolve_distances(DEFAULT_METAPROPERTIES, config.distance)
+    if config.classifier not in list_classifiers():
+        raise ValueError(f"--classifier must be one of {list_classifiers()}, got {config.classifier!r}")
+    names = config.metaproperties or DEFAULT_METAPROPERTIES
+    for name in names:
+        if name not in list_metaproperties():
+            raise ValueError(f"--metaproperties: unknown metaproperty {name!r}; choose from {list_metaproperties()}")
+    resolve_distances([get_metaproperty(n).name for n in names], config.distance)
     check_eps(config.eps_strong, config.eps_weak)
-    if config.threshold_rule not in ("eer", "fmr") or not 0 < config.target_fmr < 1:
-        raise ValueError("--threshold-rule must be eer or fmr, and --target-fmr in (0, 1)")
+    if config.threshold_rule not in THRESHOLD_RULES or not 0 < config.target_fmr < 1:
+        raise ValueError(f"--threshold-rule must be one of {THRESHOLD_RULES}, and --target-fmr in (0, 1)")
     if config.extractors not in EXTRACTOR_PRESETS:
         raise ValueError(f"--extractors must be one of {EXTRACTOR_PRESETS}, got {config.extractors!r}")
     if not 0.0 <= config.concordance <= 1.0:
@@ -429,11 +151,6 @@ def run(config: RunConfig) -> dict:
 
 
 def _run(config: RunConfig) -> dict:
-    from tqdm.auto import tqdm
-
-    from ..matching.difficulty import compare_strategies
-    from .report import write_json
-
     out = Path(config.out)
     _check_out(out, config.overwrite)
     _check_options(config)
@@ -503,7 +220,7 @@ def _run(config: RunConfig) -> dict:
             "threshold_rule": matcher.threshold_rule,
             "calibration": matcher.calibration_,
             "n_train_pairs": matcher.n_train_pairs_,
-            "level_of_match": "sum_m weight_m * (distance_m - mean_m) / std_m; higher = more likely the same person",
+            "level_of_match": _level_description(matcher),
         },
         "oracle_matcher": {"weights": oracle.weights, "threshold": oracle.threshold_},
         "gender_only_matcher": {"weights": gender_only.weights, "threshold": gender_only.threshold_} if gender_only else None,
@@ -524,8 +241,17 @@ def _run(config: RunConfig) -> dict:
     done("report", t0)
     bar.close()
     metrics["timing_seconds"]["total"] = round(sum(v for v in timing.values() if isinstance(v, (int, float))), 3)
-    write_json(out / "metrics.json", metrics)
+    report.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _level_description(matcher: MetapropertyMatcher) -> str:
+    """What the level of match of this matcher is, in one line (:mod:`vfmatch.matching.matcher`)."""
+    if matcher.is_linear:
+        return ("sum_m weight_m * (distance_m - mean_m) / std_m, the classifier's log-odds up to a constant; "
+                "higher = more likely the same person")
+    return ("logit P(same | distances) - logit P(same | mean training distances) of the fitted ensemble; weights are "
+            "signed permutation importances (not factors of the level); higher = more likely the same person")
 
 
 def _population_summary(population, data: MatchingData, config: RunConfig) -> dict:
@@ -542,10 +268,8 @@ def _population_summary(population, data: MatchingData, config: RunConfig) -> di
 
 
 def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs) -> None:
-    from sklearn.metrics import roc_curve
-
-    from . import report
-
+    # sklearn's roc_curve thins the curve for plotting (drop_intermediate); every
+    # number of the report (AUC, EER) comes from vfmatch.evaluation.metrics.
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARKER).write_text("written by vfmatch run\n")
     weights = {"extracted": matcher.weights_frame(), "oracle": oracle.weights_frame()}
@@ -580,7 +304,7 @@ def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strate
     for name, (fig, _) in figs.items():
         report.save_figure(fig, out / "plots", name)
     notes = [
-        "Level of match = sum of weight x standardized distance; higher = more likely the same person.",
+        f"Level of match = {_level_description(matcher)}.",
         "Oracle = the same matcher fed ground-truth metaproperties: the upper bound of the metaproperty approach here.",
         "Gender-only = a matcher on the extracted gender alone: the floor.",
         "Simulated people: the figures describe this simulator, not any real population.",
@@ -597,7 +321,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``vfmatch run`` options."""
     d = RunConfig()
     parser.add_argument("--identities", type=int, default=None,
-                        help=f"population size to simulate (default 240; {QUICK_IDENTITIES} with --quick)")
+                        help=f"population size to simulate (default {DEFAULT_N_IDENTITIES}; {QUICK_IDENTITIES} with --quick)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the simulation, split and training")
     parser.add_argument("--subset", default=None, metavar="COL=VAL,...",
                         help="homogeneous subset for matching and testing, e.g. gender=female,ethnicity=Asian")
@@ -607,10 +331,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N] (auto uses a GPU when torch sees one)")
     parser.add_argument("--data", default=None, help="a population folder or Hugging Face dataset id instead of the simulator")
     parser.add_argument("--out", default=d.out, help="report folder (default vfmatch_report/)")
-    parser.add_argument("--classifier", default=d.classifier, choices=["logistic", "gradient_boosting", "random_forest"])
+    parser.add_argument("--classifier", default=d.classifier, choices=list_classifiers(),
+                        help=f"the matcher's classifier (default {d.classifier})")
     parser.add_argument("--distance", default=d.distance,
-                        help="auto, euclidean, cosine, jensen_shannon, hellinger, emd, or per metaproperty: age=emd,gender=cosine")
-    parser.add_argument("--threshold-rule", dest="threshold_rule", default=d.threshold_rule, choices=["eer", "fmr"])
+                        help=f"auto, one of {', '.join(list_distances())}, or per metaproperty: age=emd,gender=cosine")
+    parser.add_argument("--metaproperties", nargs="+", default=None, choices=list_metaproperties(), metavar="NAME",
+                        help=f"metaproperties to extract and match on (default: every one the population has of "
+                             f"{', '.join(DEFAULT_METAPROPERTIES)}); choices: {', '.join(list_metaproperties())}")
+    parser.add_argument("--threshold-rule", dest="threshold_rule", default=d.threshold_rule, choices=list(THRESHOLD_RULES))
     parser.add_argument("--target-fmr", dest="target_fmr", type=float, default=d.target_fmr,
                         help="false-match rate for --threshold-rule fmr")
     parser.add_argument("--eps-strong", dest="eps_strong", type=float, default=d.eps_strong,

@@ -57,7 +57,8 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from .matcher import MetapropertyMatcher, as_pairs
+from .matcher import MetapropertyMatcher
+from .tables import as_pairs
 
 __all__ = [
     "CATEGORIES",

@@ -5,9 +5,13 @@ Every widget in the book redraws through :func:`show_in` instead of
 through the front end; with no front end (nbclient in the test suite,
 ``jupyter-book build``) it sometimes leaves the run waiting until its timeout.
 Setting the widget's ``outputs`` directly needs no front end at all.
+
+Used by the widgets of every chapter (``book/01`` to ``book/09``).
 """
 
 from __future__ import annotations
+
+import matplotlib.pyplot as plt
 
 __all__ = ["show_in", "rich_output"]
 
@@ -19,7 +23,7 @@ def rich_output(item) -> dict:
     display formatter (plotly and matplotlib figures, DataFrames, Audio)."""
     if isinstance(item, str):
         return {"output_type": "stream", "name": "stdout", "text": item if item.endswith("\n") else item + "\n"}
-    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.interactiveshell import InteractiveShell  # deferred: IPython comes with the notebook (the "book" extra)
 
     data, metadata = InteractiveShell.instance().display_formatter.format(item)
     return {"output_type": "display_data", "data": data, "metadata": metadata}
@@ -35,6 +39,4 @@ def show_in(out, *items) -> None:
     out.outputs = outputs
     for item in items:
         if type(item).__module__.startswith("matplotlib"):
-            import matplotlib.pyplot as plt
-
             plt.close(item)

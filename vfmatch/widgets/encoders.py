@@ -13,7 +13,11 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 
 from ..features.audio import LogMelSpectrogram, formant_track, pitch_track, validate_waveform
 from ..features.images import images_to_tensor, individual_typology_angle, rgb_to_lab, skin_patches, validate_images
@@ -61,9 +65,6 @@ def mel_resolution(n_fft: int = 400, hop_ms: float = 10.0, n_mels: int = 64, f_m
 
 def mel_figure(wave, *, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 400, hop_ms: float = 10.0, f_max: float = 8000.0, top_db: float = 80.0, title: str = ""):
     """The waveform above its log-Mel spectrogram for the given settings (a plotly figure)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     x = validate_waveform(wave, name="wave")
     hop = max(1, int(round(sample_rate * hop_ms / 1000)))
     n_fft = int(n_fft)
@@ -89,8 +90,6 @@ def mel_figure(wave, *, sample_rate: int = 16000, n_mels: int = 64, n_fft: int =
 
 def pitch_formant_figure(wave, *, sample_rate: int = 16000, title: str = "Pitch (F0) and formants"):
     """F0 and the first three formants over time (Hz), the cues of ``f0-formants``."""
-    import plotly.graph_objects as go
-
     f0, _ = pitch_track(wave, sample_rate)
     fm = formant_track(wave, sample_rate)
     t = np.arange(len(f0)) * 0.01
@@ -106,7 +105,7 @@ def pitch_formant_figure(wave, *, sample_rate: int = 16000, title: str = "Pitch 
 
 def build_mel_widget(wave, sample_rate: int = 16000):
     """Sliders for n_mels, n_fft, hop and f_max redrawing :func:`mel_figure`."""
-    import ipywidgets as w
+    import ipywidgets as w  # deferred: ipywidgets is optional (the "book" extra)
 
     out = w.Output()
     controls = {
@@ -132,20 +131,14 @@ def embedding_projection(features: np.ndarray, method: str = "pca", *, seed: int
         raise ValueError(f"need at least 3 embeddings of shape (n, dim), got {X.shape}")
     X = np.nan_to_num((X - np.nanmean(X, axis=0)) / (np.nanstd(X, axis=0) + 1e-8))
     if method == "pca":
-        from sklearn.decomposition import PCA
-
         return PCA(2, random_state=seed).fit_transform(X)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
         return TSNE(2, perplexity=min(30, len(X) - 1), random_state=seed, init="pca").fit_transform(X)
     raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
 
 
 def embedding_figure(features: np.ndarray, table: pd.DataFrame, color: str, *, method: str = "pca", hover: Sequence[str] = ("speaker_id",), title: str = ""):
     """Scatter of :func:`embedding_projection`, coloured by a column of ``table`` (one row per item)."""
-    import plotly.express as px
-
     xy = embedding_projection(features, method)
     df = table.reset_index(drop=True).copy()
     df["x"], df["y"] = xy[:, 0], xy[:, 1]
@@ -171,8 +164,6 @@ def nearest_neighbour_accuracy(features: np.ndarray, labels) -> float:
 # ------------------------------------------------------------------------ chapter 3
 def aligned_faces_figure(images: np.ndarray, landmarks: np.ndarray | None, *, size: int = 64, zoom: float = 1.0, title: str = "Faces before and after alignment"):
     """Originals (top row) and their landmark-aligned crops (bottom row), as the encoders see them."""
-    import plotly.express as px
-
     imgs = validate_images(images)
     aligned = images_to_tensor(imgs, size, landmarks, zoom=zoom).permute(0, 2, 3, 1).numpy()
     orig = images_to_tensor(imgs, size, None).permute(0, 2, 3, 1).numpy()
@@ -185,8 +176,6 @@ def aligned_faces_figure(images: np.ndarray, landmarks: np.ndarray | None, *, si
 
 def ita_figure(image: np.ndarray, landmarks: np.ndarray, *, radius: float = 0.12):
     """The face with its skin patches outlined and each patch's ITA (degrees) in the title."""
-    import plotly.express as px
-
     img = validate_images(image)[0]
     masks = skin_patches(landmarks, img.shape[:2], radius=radius)
     lab = rgb_to_lab(img / 255.0)

@@ -18,6 +18,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
+from scipy.signal import welch
 
 from ..data.lists import sample_lists, speaker_codes
 from ..evaluation.metrics import equal_error_rate, roc_curve
@@ -81,7 +83,7 @@ def recall_at_k(scorer, voice_speakers, face_speakers, gallery_size: int, k: int
 def build_recall_widget(scorer, voice_speakers, face_speakers, *, ranks: PercentileRecall | None = None,
                         max_gallery: int = 10_000, n_lists: int = 1000, seed: int = 0):
     """Sliders for the gallery size N' and k; shows :func:`recall_at_k`."""
-    import ipywidgets as w
+    import ipywidgets as w  # deferred: ipywidgets is optional (the "book" extra)
 
     if ranks is None:
         ranks = percentile_recall(scorer, voice_speakers, face_speakers, ties="half", seed=seed)
@@ -105,8 +107,6 @@ def build_recall_widget(scorer, voice_speakers, face_speakers, *, ranks: Percent
 
 def roc_figure(pairs: Mapping[str, tuple], title: str = "ROC of cross-modal verification"):
     """ROC curves, {name: (labels, scores)}, each with its EER point and the chance diagonal."""
-    import plotly.graph_objects as go
-
     fig = go.Figure()
     for name, (labels, scores) in pairs.items():
         fpr, tpr, _ = roc_curve(labels, scores)
@@ -121,8 +121,6 @@ def roc_figure(pairs: Mapping[str, tuple], title: str = "ROC of cross-modal veri
 
 def cdf_figure(results: Mapping[str, PercentileRecall], title: str = "Percentile recall: CDF of the rank R"):
     """P(R <= alpha) against alpha for each result (paper 001's Figure 4), chance = the diagonal."""
-    import plotly.graph_objects as go
-
     alpha = np.linspace(0, 1, 201)
     fig = go.Figure()
     for name, res in results.items():
@@ -134,8 +132,6 @@ def cdf_figure(results: Mapping[str, PercentileRecall], title: str = "Percentile
 
 def one_to_n_figure(curves: Mapping[str, Mapping[int, float]], title: str = "1:N identification accuracy"):
     """Accuracy against N for each {name: {N: accuracy}}, with the chance level 1/N."""
-    import plotly.graph_objects as go
-
     fig = go.Figure()
     ns = sorted({n for c in curves.values() for n in c})
     for name, c in curves.items():
@@ -206,8 +202,6 @@ def sweep_table(df: pd.DataFrame, metric: str = "identification_1to2") -> pd.Dat
 
 def sweep_figure(df: pd.DataFrame, metric: str = "identification_1to2", title: str | None = None):
     """Metric against noise level, one line per codec, with the chance level."""
-    import plotly.graph_objects as go
-
     order = _snr_order(df)
     fig = go.Figure()
     for label, g in df.groupby("codec_label", sort=False):
@@ -235,9 +229,6 @@ def listening_examples(wave, sr: int = 16_000, *, codecs: Sequence[str | None] |
 
 def codec_spectra_figure(wave, sr: int = 16_000, *, codecs: Sequence[str | None] | None = None):
     """Average power spectrum of a clip after each codec: what the 8 kHz telephone band removes."""
-    import plotly.graph_objects as go
-    from scipy.signal import welch
-
     codecs = [None] + list(CODECS) if codecs is None else list(codecs)
     fig = go.Figure()
     for codec in codecs:
@@ -252,8 +243,8 @@ def codec_spectra_figure(wave, sr: int = 16_000, *, codecs: Sequence[str | None]
 def build_listen_widget(wave, sr: int = 16_000, *, codecs: Sequence[str] | None = None,
                         snr_bands: Sequence = (None,) + DEFAULT_SNR_BANDS, seed: int = 0):
     """Two dropdowns (codec, noise) and a player for the degraded clip."""
-    import ipywidgets as w
-    from IPython.display import Audio
+    import ipywidgets as w  # deferred: ipywidgets is optional (the "book" extra)
+    from IPython.display import Audio  # deferred: IPython comes with the notebook (the "book" extra)
 
     codecs = list(CODECS) if codecs is None else list(codecs)
     codec = w.Dropdown(options=[("none", None)] + [(CODECS[c].label, c) for c in codecs], description="codec")

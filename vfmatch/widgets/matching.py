@@ -1,10 +1,14 @@
 """Widget logic for chapters 05-07: distances and weights, difficulty, retrieval.
 
-Every function takes a :class:`vfmatch.pipeline.MatchingData` (the extracted
+Every function takes a :class:`vfmatch.job.prepare.MatchingData` (the extracted
 metaproperty tables of the "matcher", "threshold" and "test" identities, from
-:func:`vfmatch.pipeline.prepare`) and plain parameter values, and returns
+:func:`vfmatch.job.prepare.prepare`) and plain parameter values, and returns
 frames, dicts or plotly figures; the ``build_*`` functions only wire them to
-ipywidgets.
+ipywidgets. The labelled pairs of every role come from
+:meth:`~vfmatch.job.prepare.MatchingData.role_pairs`, computed once per seed,
+so every move of a widget sees the same pairs. The dropdowns offer what the
+registries hold (:func:`vfmatch.matching.distances.list_distances`,
+:func:`vfmatch.matching.classifiers.list_classifiers`).
 
 * ``book/05_distances_and_weights.ipynb`` -- :func:`fit_and_score`,
   :func:`weights_accuracy_figure`, :func:`build_distances_widget`;
@@ -21,15 +25,22 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
+from ..evaluation.metrics import roc_auc
+from ..evaluation.summary import evaluate_similarity
+from ..job.prepare import MatchingData
+from ..job.report import distributions_figure, explanation_figure
+from ..matching.classifiers import list_classifiers
 from ..matching.difficulty import categorize, category_counts, compare_strategies, confidence
 from ..matching.distances import list_distances
-from ..matching.matcher import CLASSIFIERS, MetapropertyMatcher
-from ..job.report import distributions_figure, explanation_figure
+from ..matching.matcher import MetapropertyMatcher
 from .display import show_in
 
 __all__ = [
     "DISTANCE_CHOICES",
+    "distance_choices",
     "fit_and_score",
     "score_matcher",
     "weights_accuracy_figure",
@@ -45,17 +56,16 @@ __all__ = [
     "build_gallery_widget",
 ]
 
-DISTANCE_CHOICES = ("auto",) + tuple(list_distances())
 
 
-def _pairs(data, seed: int = 0) -> dict:
-    """Balanced pairs per role, memoised on the data object (same pairs for every widget move)."""
-    cache = data.__dict__.setdefault("_widget_pairs", {})
-    if seed not in cache:
-        from ..job.run import make_role_pairs
+def distance_choices() -> tuple[str, ...]:
+    """``"auto"`` and every registered distance: the options of chapter 05's dropdowns."""
+    return ("auto",) + tuple(list_distances())
 
-        cache[seed] = make_role_pairs(data, seed)
-    return cache[seed]
+
+# The choices when this module was imported (chapter 05 loops over them);
+# the widgets ask distance_choices() again, so a distance registered later shows up.
+DISTANCE_CHOICES = distance_choices()
 
 
 # ---------------------------------------------------------------------------
@@ -64,7 +74,7 @@ def _pairs(data, seed: int = 0) -> dict:
 
 
 def fit_and_score(
-    data,
+    data: MatchingData,
     distance: str | Mapping[str, str] = "auto",
     classifier: str = "logistic",
     *,
@@ -80,11 +90,11 @@ def fit_and_score(
     :meth:`MetapropertyMatcher.weights_frame`) and ``metrics``: ``test_auc``
     and ``decision_accuracy`` on balanced test pairs (threshold from the
     threshold identities), and ``identification_1to2_vf`` from
-    :func:`vfmatch.evaluation.evaluate_similarity`.
+    :func:`vfmatch.evaluation.summary.evaluate_similarity`.
     """
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
-    pairs = _pairs(data, seed)
+    if classifier not in list_classifiers():
+        raise ValueError(f"classifier must be one of {list_classifiers()}, got {classifier!r}")
+    pairs = data.role_pairs(seed)
     tables = data.oracle_tables if oracle else data.tables
     m = MetapropertyMatcher(metaproperties=metaproperties, distance=distance, classifier=classifier,
                             n_estimators=60, random_state=seed)
@@ -92,22 +102,18 @@ def fit_and_score(
     return {"matcher": m, "weights": m.weights_frame(), "metrics": score_matcher(data, m, oracle=oracle, seed=seed)}
 
 
-def score_matcher(data, matcher: MetapropertyMatcher, *, oracle: bool = False, seed: int = 0) -> dict:
+def score_matcher(data: MatchingData, matcher: MetapropertyMatcher, *, oracle: bool = False, seed: int = 0) -> dict:
     """Held-out figures of a fitted, calibrated matcher on the test identities:
     ``test_auc`` and ``decision_accuracy`` on balanced test pairs, and
     ``identification_1to2_vf`` (:func:`vfmatch.evaluation.evaluate_similarity`)."""
-    from sklearn.metrics import roc_auc_score
-
-    from ..evaluation.summary import evaluate_similarity
-
     vt, ft = (data.oracle_tables if oracle else data.tables)("test")
-    tp = _pairs(data, seed)["test"]
+    tp = data.role_pairs(seed)["test"]
     level = matcher.level_of_match(vt, ft, tp["voice_index"], tp["face_index"])
     y = tp["label"].to_numpy()
     test = data.parts["test"]
     ident = evaluate_similarity(matcher.similarity_matrix(vt, ft), test.voice_speakers, test.face_speakers, seed=seed, n_boot=0)
     return {
-        "test_auc": float(roc_auc_score(y, level)),
+        "test_auc": float(roc_auc(y, level)),
         "decision_accuracy": float(np.mean((level >= matcher.threshold_) == (y == 1))),
         "identification_1to2_vf": float(ident["identification_1to2_vf"]),
     }
@@ -115,8 +121,6 @@ def score_matcher(data, matcher: MetapropertyMatcher, *, oracle: bool = False, s
 
 def weights_accuracy_figure(result: dict, title: str | None = None):
     """Bars of the weights, with the held-out figures in the title."""
-    import plotly.graph_objects as go
-
     w = result["weights"]
     mt = result["metrics"]
     colors = ["#d62728" if v < 0 else "#2ca02c" for v in w["weight"]]
@@ -134,12 +138,13 @@ def weights_accuracy_figure(result: dict, title: str | None = None):
 def build_distances_widget(data):
     """One distance dropdown per metaproperty (and one to set them all), the
     classifier, and the oracle switch; redraws the weights and held-out figures."""
-    import ipywidgets as W
+    import ipywidgets as W  # deferred: ipywidgets is optional (the "book" extra)
 
-    every = W.Dropdown(options=DISTANCE_CHOICES, value="auto", description="all")
-    per = {n: W.Dropdown(options=DISTANCE_CHOICES, value="auto", description=n, style={"description_width": "110px"})
+    choices = distance_choices()
+    every = W.Dropdown(options=choices, value="auto", description="all")
+    per = {n: W.Dropdown(options=choices, value="auto", description=n, style={"description_width": "110px"})
            for n in data.metaproperties}
-    clf = W.Dropdown(options=CLASSIFIERS, value="logistic", description="classifier")
+    clf = W.Dropdown(options=list_classifiers(), value="logistic", description="classifier")
     oracle = W.Checkbox(value=False, description="ground-truth metaproperties (oracle)")
     out = W.Output()
     state = {"busy": False}
@@ -170,13 +175,13 @@ def build_distances_widget(data):
 # ---------------------------------------------------------------------------
 
 
-def _train_probabilities(data, matcher, seed: int = 0):
-    pairs = _pairs(data, seed)["matcher"]
+def _train_probabilities(data: MatchingData, matcher, seed: int = 0):
+    pairs = data.role_pairs(seed)["matcher"]
     X = matcher.pair_distances(*data.tables("matcher"), pairs["voice_index"], pairs["face_index"])
     return matcher.predict_proba(X)[:, 1], pairs["label"].to_numpy()
 
 
-def difficulty_summary(data, matcher: MetapropertyMatcher, eps_strong: float, eps_weak: float, seed: int = 0) -> dict:
+def difficulty_summary(data: MatchingData, matcher: MetapropertyMatcher, eps_strong: float, eps_weak: float, seed: int = 0) -> dict:
     """Categories of the matcher's training pairs for these thresholds.
 
     Returns ``{"counts": {category: n}, "categories": array, "confidence": array, "correct": array}``."""
@@ -187,8 +192,6 @@ def difficulty_summary(data, matcher: MetapropertyMatcher, eps_strong: float, ep
 
 def confidence_figure(summary: dict, eps_strong: float, eps_weak: float):
     """Histogram of the confidence c = max(p, 1 - p), right and wrong pairs apart, with both thresholds."""
-    import plotly.graph_objects as go
-
     c, ok = summary["confidence"], summary["correct"]
     fig = go.Figure()
     fig.add_histogram(x=c[ok], name="classifier right", xbins=dict(start=0.5, end=1.0, size=0.02), marker_color="#2ca02c")
@@ -201,17 +204,18 @@ def confidence_figure(summary: dict, eps_strong: float, eps_weak: float):
     return fig
 
 
-def retraining_comparison(data, matcher: MetapropertyMatcher, eps_strong: float, eps_weak: float, seed: int = 0) -> pd.DataFrame:
-    """:func:`vfmatch.difficulty.compare_strategies` on the data's roles (retrain on
+def retraining_comparison(data: MatchingData, matcher: MetapropertyMatcher, eps_strong: float, eps_weak: float,
+                          seed: int = 0) -> pd.DataFrame:
+    """:func:`vfmatch.matching.difficulty.compare_strategies` on the data's roles (retrain on
     "matcher", threshold on "threshold", score on "test")."""
-    pairs = _pairs(data, seed)
+    pairs = data.role_pairs(seed)
     roles = [(*data.tables(r), pairs[r]) for r in ("matcher", "threshold", "test")]
     return compare_strategies(matcher, *roles, eps_strong=eps_strong, eps_weak=eps_weak)
 
 
-def build_difficulty_widget(data, matcher: MetapropertyMatcher):
+def build_difficulty_widget(data: MatchingData, matcher: MetapropertyMatcher):
     """Two sliders (eps_weak, eps_strong) update the counts; a button retrains and compares."""
-    import ipywidgets as W
+    import ipywidgets as W  # deferred: ipywidgets is optional (the "book" extra)
 
     weak = W.FloatSlider(value=0.6, min=0.5, max=1.0, step=0.01, description="eps_weak")
     strong = W.FloatSlider(value=0.75, min=0.5, max=1.0, step=0.01, description="eps_strong")
@@ -239,7 +243,7 @@ def build_difficulty_widget(data, matcher: MetapropertyMatcher):
 # ---------------------------------------------------------------------------
 
 
-def ranked_gallery(data, matcher: MetapropertyMatcher, voice_index: int, top_k: int = 8, role: str = "test") -> pd.DataFrame:
+def ranked_gallery(data: MatchingData, matcher: MetapropertyMatcher, voice_index: int, top_k: int = 8, role: str = "test") -> pd.DataFrame:
     """The faces of the ``role`` identities sorted by level of match with one voice.
 
     Columns: ``rank``, ``face_index``, ``speaker_id``, ``true_speaker`` (the
@@ -264,17 +268,14 @@ def ranked_gallery(data, matcher: MetapropertyMatcher, voice_index: int, top_k: 
     return df
 
 
-def true_rank(data, matcher: MetapropertyMatcher, voice_index: int, role: str = "test") -> int:
+def true_rank(data: MatchingData, matcher: MetapropertyMatcher, voice_index: int, role: str = "test") -> int:
     """Rank (1 = top) of the voice's own best face in the whole gallery."""
     df = ranked_gallery(data, matcher, voice_index, top_k=None, role=role)
     return int(df.loc[df["true_speaker"], "rank"].min())
 
 
-def gallery_figure(data, ranking: pd.DataFrame, role: str = "test", show_images: bool = True):
+def gallery_figure(data: MatchingData, ranking: pd.DataFrame, role: str = "test", show_images: bool = True):
     """The ranked faces as thumbnails, titled with rank, level and whether it is the true person."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     n = len(ranking)
     cols = min(n, 8)
     rows = int(np.ceil(n / cols))
@@ -293,15 +294,16 @@ def gallery_figure(data, ranking: pd.DataFrame, role: str = "test", show_images:
     return fig
 
 
-def explain_pair(data, matcher: MetapropertyMatcher, voice_index: int, face_index: int, role: str = "test") -> dict:
-    """The :class:`~vfmatch.matcher.MatchExplanation` of one pair and its two figures."""
+def explain_pair(data: MatchingData, matcher: MetapropertyMatcher, voice_index: int, face_index: int,
+                 role: str = "test") -> dict:
+    """The :class:`~vfmatch.matching.explain.MatchExplanation` of one pair and its two figures."""
     e = matcher.explain(*data.tables(role), int(voice_index), int(face_index))
     return {"explanation": e, "contributions": explanation_figure(e), "distributions": distributions_figure(e)}
 
 
-def build_gallery_widget(data, matcher: MetapropertyMatcher, top_k: int = 8, role: str = "test"):
+def build_gallery_widget(data: MatchingData, matcher: MetapropertyMatcher, top_k: int = 8, role: str = "test"):
     """Pick a voice: its ranked gallery; pick a rank: the explanation of that face's place."""
-    import ipywidgets as W
+    import ipywidgets as W  # deferred: ipywidgets is optional (the "book" extra)
 
     n_voices = len(next(iter(data.tables(role)[0].values())))
     voice = W.IntSlider(value=0, min=0, max=n_voices - 1, description="voice")

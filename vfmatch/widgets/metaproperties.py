@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from plotly.subplots import make_subplots
 
 from ..metaproperties import get_metaproperty
 from .display import show_in
@@ -62,8 +63,6 @@ def person_distributions(extractors, population, speaker_id: str, *, clip: int =
 
 def distributions_figure(table: pd.DataFrame, *, title: str = "", columns: int = 2):
     """Bars of voice and face probabilities per metaproperty (a grid of panels); the true value is starred."""
-    from plotly.subplots import make_subplots
-
     names = list(dict.fromkeys(table["metaproperty"]))
     rows = int(np.ceil(len(names) / columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, vertical_spacing=0.12 / max(rows / 4, 1))
@@ -80,7 +79,7 @@ def distributions_figure(table: pd.DataFrame, *, title: str = "", columns: int =
 
 def build_person_widget(extractors, population):
     """A dropdown of people redrawing :func:`distributions_figure` for the chosen one."""
-    import ipywidgets as w
+    import ipywidgets as w  # deferred: ipywidgets is optional (the "book" extra)
 
     out = w.Output()
     pick = w.Dropdown(options=population.speaker_ids, description="person")
@@ -105,9 +104,6 @@ def attention_figure(extractor, item, *, title: str = ""):
 
     ``item`` is one 16 kHz clip (voice) or one face image (H, W, 3) with its
     landmarks as ``(image, landmarks)`` (face)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     calc = getattr(extractor, "calculator_", None)
     if calc is None or not hasattr(calc, "attention_rollout"):
         raise ValueError("attention_figure needs a fitted extractor whose calculator is 'vit'")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -87,8 +88,6 @@ def trait_sweep(trait: str, values, *, seed: int = 0, clip_seconds: float = 2.5,
 
 def person_figure(population: Population, speaker_id: str | None = None, *, max_faces: int = 4):
     """A matplotlib figure: the person's faces (top row) and clip spectrograms (bottom row)."""
-    import matplotlib.pyplot as plt
-
     sid = speaker_id or population.speaker_ids[0]
     f_idx = np.flatnonzero(population.face_speakers == sid)[:max_faces]
     v_idx = np.flatnonzero(population.voice_speakers == sid)[:max_faces]
@@ -116,8 +115,8 @@ def person_figure(population: Population, speaker_id: str | None = None, *, max_
 
 def build_person_widget():
     """Sliders and dropdowns for every trait; 'Resample' draws the person again."""
-    import ipywidgets as w
-    from IPython.display import Audio
+    import ipywidgets as w  # deferred: ipywidgets is optional (the "book" extra)
+    from IPython.display import Audio  # deferred: IPython comes with the notebook (the "book" extra)
 
     controls = {
         "gender": w.Dropdown(options=EDITABLE_TRAITS["gender"], description="gender"),

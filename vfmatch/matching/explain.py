@@ -1,0 +1,179 @@
+"""Why the matcher decided what it did: per-metaproperty explanations.
+
+The patent asks that every decision be explainable per metaproperty. The level
+of match of a pair (:mod:`vfmatch.matching.matcher`) is split into one
+*contribution* per metaproperty; the contributions add up to the level, and a
+positive one argues for a match.
+
+* **Logistic regression** -- the level *is* a weighted sum, so the contribution
+  of metaproperty ``m`` is its term ``w_m * (d_m - mu_m) / sigma_m``.
+* **Tree ensembles** have no terms to read off. Their contributions are
+  *Shapley values* (:func:`shapley_contributions`): the change in the
+  ensemble's level when metaproperty ``m``'s distance is revealed, starting
+  from an average training pair (every distance at its training mean ``mu``),
+  averaged over every order in which the distances could be revealed. They are
+  exact (all ``2^M`` subsets are evaluated), add up to the level, and for a
+  linear model they are exactly the weighted-sum terms above. They describe
+  what the fitted ensemble does with this pair, not what causes a match.
+
+Book chapter: ``book/07_matching_and_retrieval.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..metaproperties import get_metaproperty
+from .tables import MetapropertyTable, table_sides
+
+__all__ = ["MatchExplanation", "shapley_contributions", "build_explanation", "MAX_SHAPLEY_FEATURES"]
+
+# Exact Shapley values evaluate 2^M coalitions per pair; 12 metaproperties is 4096.
+MAX_SHAPLEY_FEATURES = 12
+# Rows of coalition distance vectors evaluated at once (bounds the memory).
+_SHAPLEY_CHUNK_ROWS = 250_000
+
+
+def shapley_contributions(level: Callable[[np.ndarray], np.ndarray], X, baseline) -> np.ndarray:
+    """Exact Shapley values of ``level`` at every row of ``X``, absent features at ``baseline``.
+
+    Parameters
+    ----------
+    level : function ``(n, M) -> (n,)``
+        The score to explain (the matcher's level of match).
+    X : array, shape (n, M)
+        Distance vectors.
+    baseline : array, shape (M,)
+        Where a feature sits when it is "not revealed" (the training means).
+
+    Returns
+    -------
+    np.ndarray, shape (n, M): ``phi[i, m] = sum over subsets S of the other
+    features of |S|! (M - |S| - 1)! / M! * (v(S + m) - v(S))``, with ``v(S)`` the
+    level of row ``i`` whose features outside ``S`` are set to ``baseline``.
+    Every row sums to ``level(X[i]) - level(baseline)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    base = np.asarray(baseline, dtype=np.float64)
+    n, M = X.shape
+    if M > MAX_SHAPLEY_FEATURES:
+        raise ValueError(f"exact Shapley values need 2^M evaluations per pair; M={M} exceeds {MAX_SHAPLEY_FEATURES}")
+    masks = ((np.arange(2**M)[:, None] >> np.arange(M)) & 1).astype(bool)  # (2^M, M): revealed features
+    size = masks.sum(axis=1)
+    fact = np.array([math.factorial(k) for k in range(M + 1)], dtype=np.float64)
+    weight = fact[size] * fact[np.maximum(M - size - 1, 0)] / fact[M]  # used only for subsets without m
+    phi = np.empty((n, M))
+    step = max(1, _SHAPLEY_CHUNK_ROWS // 2**M)
+    for start in range(0, n, step):
+        rows = X[start : start + step]
+        Z = np.where(masks[None], rows[:, None, :], base[None, None, :])  # (rows, 2^M, M)
+        v = np.asarray(level(Z.reshape(-1, M)), dtype=np.float64).reshape(len(rows), 2**M)
+        for m in range(M):
+            without = np.flatnonzero(~masks[:, m])
+            phi[start : start + len(rows), m] = (v[:, without | (1 << m)] - v[:, without]) @ weight[without]
+    return phi
+
+
+@dataclass
+class MatchExplanation:
+    """Why the matcher decided what it did for one (voice, face) pair.
+
+    Attributes
+    ----------
+    voice_index, face_index : int
+        Rows of the voice and face tables.
+    level : float
+        Level of match (higher = more likely the same person).
+    threshold : float
+        The decision threshold on ``level``.
+    decision : bool
+        ``level >= threshold``.
+    probability : float or None
+        The classifier's probability of "same person" (balanced prior), when available.
+    table : pandas.DataFrame
+        One row per metaproperty: ``metaproperty``, ``distance_function``,
+        ``voice_top`` / ``face_top`` (most likely value and its probability),
+        ``distance``, ``mean`` and ``std`` (over training pairs),
+        ``standardized`` (``(distance - mean) / std``), ``weight`` and
+        ``contribution`` (they sum to ``level``; ``weight * standardized`` for
+        a logistic matcher, Shapley values for a tree ensemble: see ``method``).
+    voice, face : dict
+        Both sides' full distributions, ``name -> {value label: probability}``.
+    method : str
+        ``"weighted_sum"`` (logistic) or ``"shapley"`` (tree ensembles; the
+        weights are then permutation importances, not factors of the level).
+    """
+
+    voice_index: int
+    face_index: int
+    level: float
+    threshold: float
+    decision: bool
+    probability: float | None
+    table: pd.DataFrame
+    voice: dict = field(default_factory=dict)
+    face: dict = field(default_factory=dict)
+    method: str = "weighted_sum"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def to_text(self) -> str:
+        """A few lines a person can read."""
+        verdict = "MATCH" if self.decision else "no match"
+        prob = f", classifier probability {self.probability:.2f}" if self.probability is not None else ""
+        lines = [
+            f"voice {self.voice_index} vs face {self.face_index}: level of match {self.level:+.2f} "
+            f"(threshold {self.threshold:+.2f}) -> {verdict}{prob}"
+        ]
+        if self.method == "shapley":
+            lines.append("  (contributions: Shapley values of the ensemble's level; weights: permutation importances)")
+        for r in self.table.sort_values("contribution", key=np.abs, ascending=False).itertuples():
+            lines.append(
+                f"  {r.metaproperty:<14} voice {r.voice_top:<26} face {r.face_top:<26} "
+                f"{r.distance_function} {r.distance:.3f}  weight {r.weight:+.2f}  contribution {r.contribution:+.2f}"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def build_explanation(matcher, voice_table: MetapropertyTable, face_table: MetapropertyTable,
+                      voice_index: int, face_index: int) -> MatchExplanation:
+    """The :class:`MatchExplanation` of one pair under a fitted
+    :class:`~vfmatch.matching.matcher.MetapropertyMatcher` (its ``explain`` method)."""
+    vi, fi = int(voice_index), int(face_index)
+    D = matcher.pair_distances(voice_table, face_table, [vi], [fi])
+    contrib = matcher.contributions(D)[0]
+    standardized = matcher.standardize(D)[0]
+    rows, voice, face = [], {}, {}
+    for m, name in enumerate(matcher.metaproperties_):
+        mp = get_metaproperty(name)
+        p, q = table_sides(voice_table, face_table, name)
+        voice[name] = dict(zip(mp.values, map(float, p[vi])))
+        face[name] = dict(zip(mp.values, map(float, q[fi])))
+        rows.append(
+            {
+                "metaproperty": name,
+                "distance_function": matcher.distances_[name],
+                "voice_top": f"{mp.values[int(np.argmax(p[vi]))]} ({p[vi].max():.2f})",
+                "face_top": f"{mp.values[int(np.argmax(q[fi]))]} ({q[fi].max():.2f})",
+                "distance": float(D[0, m]),
+                "mean": float(matcher.mean_[m]),
+                "std": float(matcher.std_[m]),
+                "standardized": float(standardized[m]),
+                "weight": float(matcher.weights_[m]),
+                "contribution": float(contrib[m]),
+            }
+        )
+    level = float(matcher.decision_function(D)[0])
+    prob = float(matcher.predict_proba(D)[0, 1])
+    method = "weighted_sum" if matcher.is_linear else "shapley"
+    return MatchExplanation(vi, fi, level, matcher.threshold_, level >= matcher.threshold_, prob,
+                            pd.DataFrame(rows), voice, face, method)
