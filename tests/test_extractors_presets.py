@@ -73,7 +73,7 @@ def test_extractor_presets(monkeypatch):
     alone = create_extractors("fast", ["skin_tone"], quick=True)
     assert [ex.encoder for ex in alone.extractors] == ["f0-formants+logmel-stats", "thumbnail+ita+colours"]
     # The job's builder is the same call.
-    from vfmatch.job.run import EXTRACTOR_PRESETS, build_extractors
+    from vfmatch.job.prepare import EXTRACTOR_PRESETS, build_extractors
 
     assert set(EXTRACTOR_PRESETS) >= {"default", "fast"}
     assert build_extractors(["gender"], "fast", quick=True).fingerprint() == create_extractors("fast", ["gender"], quick=True).fingerprint()

@@ -7,7 +7,8 @@ import pytest
 from vfmatch.data.lists import group_per_code, items_by_code, sample_lists, speaker_codes
 from vfmatch.data.pairs import make_one_to_n, make_pairs, make_triplets
 from vfmatch.data.population import Population
-from vfmatch.simulator.traits import assemble_population, draw_identities
+from vfmatch.simulator.population import assemble_population
+from vfmatch.simulator.traits import draw_identities
 
 
 def _population(n=16, clips=3, faces=2, faceless=0, seed=0) -> Population:
