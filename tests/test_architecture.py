@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / "vfmatch"
 # in, numbers out; it imports nothing from a stage) so the matcher may calibrate its
 # threshold with the same EER code that the evaluation reports.
 STAGE_RANK = {
-    "config": 0, "metaproperties": 0, "utils": 0, "evaluation.metrics": 0,
+    "config": 0, "metaproperties": 0, "utils": 0, "fingerprints": 0, "evaluation.metrics": 0,
     "data": 1, "simulator": 2, "features": 3, "extractors": 4,
     "matching": 5, "embeddings": 6, "fusion": 7, "evaluation": 8,
     "job": 9, "widgets": 10, "cli": 11,

@@ -101,8 +101,8 @@ def to_jsonable(obj):
     if isinstance(obj, pd.DataFrame):
         return to_jsonable(obj.to_dict(orient="records"))
     if isinstance(obj, np.ndarray):
-        if obj.dtype == np.float32:
-            return to_jsonable([to_jsonable(x) for x in obj.tolist()] if obj.ndim else obj.item())
+        if obj.dtype == np.float32:  # element by element, so each keeps its float32 short form
+            return [to_jsonable(x) for x in obj] if obj.ndim else to_jsonable(obj[()])
         return to_jsonable(obj.tolist())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)

@@ -36,7 +36,8 @@ from sklearn.base import BaseEstimator, clone
 from ..features.cache import population_features, population_items
 from ..features.encoders import Encoder, create_encoder
 from ..metaproperties import Metaproperty, get_metaproperty
-from ..utils import code_fingerprint, to_jsonable
+from ..fingerprints import traced_code_fingerprint
+from ..utils import to_jsonable
 from .calculators import CALCULATORS, Calculator, _n_items, create_calculator, label_mapping
 
 __all__ = ["MetapropertyExtractor", "PROGRESS_MIN_ITEMS"]
@@ -54,10 +55,11 @@ def _is_population(x) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _code_of(cls: type) -> str:
-    """:func:`vfmatch.utils.code_fingerprint` of a class, once per class object:
-    reading and parsing source takes a noticeable fraction of a second, and an
-    edited class, once re-imported or re-defined, is a new object."""
-    return code_fingerprint(cls)
+    """:func:`vfmatch.fingerprints.traced_code_fingerprint` of a class (its source
+    and every function it calls, e.g. the ViT's training helpers), once per class
+    object: reading and parsing source takes a noticeable fraction of a second, and
+    an edited class, once re-imported or re-defined, is a new object."""
+    return traced_code_fingerprint(cls)
 
 
 def _select(feats, rows: np.ndarray):

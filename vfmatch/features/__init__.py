@@ -4,7 +4,7 @@
   pitch and formants; aligned faces, CIELAB colour, skin patches);
 * ``encoders``: the :class:`Encoder` base class and the registry
   (``register_encoder``, ``create_encoder``, ``list_encoders``), concatenation;
-  ``fingerprints``: which code an encoder's features depend on (cache keys);
+  which code an encoder's features depend on is :mod:`vfmatch.fingerprints`;
 * ``voice``, ``face``: the encoders of each modality, ``training`` the one trainer
   of their identity CNNs; ``hub``: pretrained transformers and timm backbones;
 * ``cache``: every encoder's features of a population, computed once.
@@ -16,7 +16,6 @@ import importlib
 
 from .audio import *  # noqa: F401,F403
 from .images import *  # noqa: F401,F403
-from .fingerprints import *  # noqa: F401,F403
 from .encoders import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .voice import *  # noqa: F401,F403
@@ -24,7 +23,7 @@ from .face import *  # noqa: F401,F403
 from .hub import *  # noqa: F401,F403
 from .cache import *  # noqa: F401,F403
 
-_MODULES = ("audio", "images", "fingerprints", "encoders", "training", "voice", "face", "hub", "cache")
+_MODULES = ("audio", "images", "encoders", "training", "voice", "face", "hub", "cache")
 
 # every public name of the stage's modules, for `from vfmatch.features import ...`
 __all__ = [n for m in _MODULES for n in importlib.import_module(f".{m}", __name__).__all__]

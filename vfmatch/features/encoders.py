@@ -61,7 +61,7 @@ from torch import nn
 
 from ..utils import limit_threads
 from .audio import validate_waveform
-from .fingerprints import traced_code_fingerprint
+from ..fingerprints import traced_code_fingerprint
 from .images import validate_images, validate_landmarks
 
 __all__ = [
@@ -159,7 +159,7 @@ class Encoder(nn.Module):
         """The key of cached features: a hash of everything the features depend on.
 
         That is the code the class runs
-        (:func:`vfmatch.features.fingerprints.traced_code_fingerprint`: the
+        (:func:`vfmatch.fingerprints.traced_code_fingerprint`: the
         class, its bases and the functions they call), the configuration and,
         when the configuration does not name them (trained or random), the
         weights. Recomputed at every call, so it cannot go stale after ``fit``

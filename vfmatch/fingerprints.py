@@ -18,7 +18,9 @@ source of its functions (which Jupyter keeps for every cell).
 
 Only names looked up directly are followed (``from .audio import voice_statistics``
 then ``voice_statistics(...)``), not attributes of modules (``audio.voice_statistics``),
-which vfmatch does not use inside encoders. Book chapters 02 and 03.
+which vfmatch does not use inside encoders. This module sits at the bottom of the flow beside :mod:`vfmatch.utils`, so the
+encoders (chapters 02, 03) and the calculators (chapter 04) key their caches the
+same way.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import sys
 import sysconfig
 import weakref
 
-from ..utils import code_fingerprint
+from .utils import code_fingerprint
 
 __all__ = ["traced_code_fingerprint"]
 
