@@ -4,7 +4,7 @@ Patent US 12,217,549, claim 6: score a voice against many facial images,
 select those with the highest level of match -- above a threshold, the top N,
 or the top P percent -- and fuse them. Here fusion is the classic "average
 face": every selected image is aligned to the same five-landmark template
-(:class:`vfmatch.preprocess.AlignFaces`), then the aligned images are
+(:class:`vfmatch.data.preprocess.AlignFaces`), then the aligned images are
 averaged, optionally weighted by their level of match.
 
 The result shows what the selected faces have in common (skin tone, face

@@ -55,7 +55,7 @@ def simulate_person(
     """One simulated person; unspecified traits are drawn at random with ``seed``.
 
     Example: ``simulate_person(gender="female", age=70, skin_tone=5, seed=3)``.
-    Returns a one-identity :class:`~vfmatch.population.Population`."""
+    Returns a one-identity :class:`~vfmatch.data.population.Population`."""
     base = draw_identities(2, seed=seed, concordance=concordance).iloc[:1]
     ids = _with_traits(base, **traits)
     return make_population(
