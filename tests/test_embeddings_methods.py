@@ -191,14 +191,11 @@ def test_fit_population_trains_a_trainable_encoder_first(tiny_population):
 # ---------------------------------------------------------------------------
 
 
-def _latent(identity: str, dim: int = 4) -> np.ndarray:
-    return np.random.default_rng(zlib.crc32(identity.encode())).normal(size=dim)
-
-
 def _features(identities, seed, A):
-    rng = np.random.default_rng(seed)
-    z = np.stack([_latent(s) for s in identities])
-    return z @ A + 0.3 * rng.normal(size=(len(identities), A.shape[1]))
+    """Features from a latent of each identity (the same in both modalities) through ``A``, plus noise."""
+    uniq, inv = np.unique(np.asarray(identities, dtype=str), return_inverse=True)
+    z = np.stack([np.random.default_rng(zlib.crc32(s.encode())).normal(size=A.shape[0]) for s in uniq])
+    return z[inv] @ A + 0.3 * np.random.default_rng(seed).normal(size=(len(identities), A.shape[1]))
 
 
 def test_train_from_fop_style_files_and_score_the_sss_list(tmp_path):
@@ -223,7 +220,7 @@ def test_train_from_fop_style_files_and_score_the_sss_list(tmp_path):
     face_to_id = dict(zip(ids["face_name"], ids["speaker_id"]))
     voice = load_feature_table(tmp_path / "voiceTrain.csv", "voice")
     face = load_feature_table(tmp_path / "faceTrain.parquet", "face", identity_map=face_to_id)
-    m = create_embedding_method("contrastive", embed_dim=16, hidden_dim=64, epochs=60, batch_size=16, seed=0)
+    m = create_embedding_method("contrastive", embed_dim=16, hidden_dim=64, epochs=30, batch_size=20, seed=0)
     m.fit(voice, face)
 
     # Features of every item of the published list (its identities are not training ones).
@@ -244,3 +241,22 @@ def test_train_from_fop_style_files_and_score_the_sss_list(tmp_path):
     row = res.iloc[0]
     assert row["list"] == name and row["n"] == len(lst)
     assert row["value"] > 0.75  # the shared latent transfers to unseen identities
+
+
+@pytest.mark.parametrize("name", ["weighted_triplet", "sss"])
+def test_warm_start_fine_tunes_the_fitted_heads(name, data):
+    """Seed 001's pre-training on everyone, then fine-tuning on a subset."""
+    voice, face = data
+    m = create_embedding_method(name, **params(name, epochs=5)).fit(voice, face)
+    pretrained = m.transform_voices(voice)
+    subset = [f"p{i:03d}" for i in range(12)]
+    sub_v, sub_f = voice.select_identities(subset), face.select_identities(subset)
+    m.set_params(warm_start=True, epochs=0, **({"reweight": False} if name == "sss" else {}))
+    m.fit(sub_v, sub_f)  # no epoch: the heads are the pre-trained ones
+    assert np.array_equal(m.transform_voices(voice), pretrained)
+    m.set_params(epochs=3).fit(sub_v, sub_f)
+    assert not np.array_equal(m.transform_voices(voice), pretrained)
+    if name == "sss":
+        assert m.net_.classifier.out_features == 12  # a new classifier for the new identities
+    with pytest.raises(ValueError, match="warm_start needs features of the sizes"):
+        m.fit(FeatureTable(sub_v.features[:, :5], sub_v.labels, modality="voice"), sub_f)

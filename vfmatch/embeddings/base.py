@@ -60,11 +60,17 @@ class EmbeddingMethod:
     ----------
     embed_dim : size D of the shared space (default 128, as seed 003)
     hidden_dim, n_hidden : width and number of the hidden layers of each head
-    dropout : dropout after each hidden layer (seed 001 uses 0.2)
+    dropout : dropout after each hidden layer (seed 001 uses 0.2; 0.5 here, 0.3 for
+        the triplet losses: a few hundred identities overfit a 128-d space fast)
     epochs : passes over the training identities (one voice and one face each)
     batch_size : identities per batch
     lr, weight_decay : AdamW
     seed : initial weights, dropout and batches
+    warm_start : when already fitted, :meth:`fit` starts the heads from the
+        fitted ones (and keeps their standardisation) instead of new random
+        weights: seed 001's pre-training on a heterogeneous population, then
+        fine-tuning on a homogeneous one. A classifier (``sss``) is always new,
+        since the identities change.
     device : ``None``/``"auto"`` (the GPU when present), ``"cpu"``, ``"cuda"``
     progress : show a tqdm bar over epochs
 
@@ -74,6 +80,7 @@ class EmbeddingMethod:
     classes_ : sorted identity labels of the training set
     voice_dim_, face_dim_ : input feature sizes
     history_ : list of ``{"stage", "epoch", "loss"}``, the mean training loss per epoch
+        (``sss``'s re-weighting stage: one entry with ``"batches"`` instead of ``"epoch"``)
     train_seconds_ : wall time of :meth:`fit`
     """
 
@@ -81,9 +88,9 @@ class EmbeddingMethod:
     #: the equation or algorithm the method implements, for reports
     reference: ClassVar[str] = ""
 
-    def __init__(self, *, embed_dim: int = 128, hidden_dim: int = 256, n_hidden: int = 1, dropout: float = 0.2,
-                 epochs: int = 60, batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 1e-3, seed: int = 0,
-                 device: str | None = None, progress: bool = False):
+    def __init__(self, *, embed_dim: int = 128, hidden_dim: int = 256, n_hidden: int = 1, dropout: float = 0.5,
+                 epochs: int = 100, batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 1e-3, seed: int = 0,
+                 warm_start: bool = False, device: str | None = None, progress: bool = False):
         self.embed_dim = embed_dim
         self.hidden_dim = hidden_dim
         self.n_hidden = n_hidden
@@ -93,6 +100,7 @@ class EmbeddingMethod:
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
+        self.warm_start = warm_start
         self.device = device
         self.progress = progress
 
@@ -162,6 +170,8 @@ class EmbeddingMethod:
                                  f"got shape {face_reference.shape}")
         self.voice_dim_, self.face_dim_ = voice.dim, face.dim
         device = default_device(self.device)
+        # The heads fitted before, when fine-tuning them (warm_start).
+        self._pretrained = getattr(self, "net_", None) if self.warm_start else None
         t0 = time.perf_counter()
         with limit_threads():
             data = TrainingData.from_tables(voice, face, self.classes_, device, face_reference)
@@ -169,6 +179,7 @@ class EmbeddingMethod:
             self.history_: list[dict] = []
             self._prepare(data, gen)
             self.net_ = self._fit_net(data, gen).cpu().eval()
+        self._pretrained = None
         self.train_seconds_ = time.perf_counter() - t0
         return self
 
@@ -183,13 +194,23 @@ class EmbeddingMethod:
         return 0
 
     def _new_net(self, data: TrainingData) -> TwoBranchNet:
-        """A freshly initialised net (``torch.manual_seed(seed)`` first), heads standardised on the training items."""
+        """A freshly initialised net (``torch.manual_seed(seed)`` first), heads standardised on the training items;
+        with ``warm_start`` the heads are copies of the fitted ones."""
         torch.manual_seed(int(self.seed))
         net = TwoBranchNet(data.xv.shape[1], data.xf.shape[1], embed_dim=int(self.embed_dim),
                            hidden_dim=int(self.hidden_dim), n_hidden=int(self.n_hidden), dropout=float(self.dropout),
                            n_classes=self._n_classes()).to(data.device)
-        net.voice.set_standardisation(data.xv)
-        net.face.set_standardisation(data.xf)
+        if self.warm_start and self._pretrained is not None:
+            old = self._pretrained
+            if (old.voice.mean.numel(), old.face.mean.numel()) != (data.xv.shape[1], data.xf.shape[1]):
+                raise ValueError(f"{self.name}: warm_start needs features of the sizes it was fitted on "
+                                 f"({old.voice.mean.numel()}, {old.face.mean.numel()}), got "
+                                 f"({data.xv.shape[1]}, {data.xf.shape[1]})")
+            net.voice.load_state_dict(old.voice.state_dict())
+            net.face.load_state_dict(old.face.state_dict())
+        else:
+            net.voice.set_standardisation(data.xv)
+            net.face.set_standardisation(data.xf)
         return net
 
     def _fit_net(self, data: TrainingData, gen: torch.Generator) -> TwoBranchNet:

@@ -49,14 +49,15 @@ class TripletEmbedding(EmbeddingMethod):
     ``(||v_i - f_i||^2 - ||v_i - f_j||^2 + margin)^+`` on L2-normalised
     embeddings (:func:`~vfmatch.embeddings.losses.triplet_loss`), averaged.
 
-    Parameters: ``margin`` (beta, in squared-distance units, 0 to 4) and those
-    of :class:`~vfmatch.embeddings.EmbeddingMethod`.
+    Parameters: ``margin`` (beta, in squared-distance units, 0 to 4; 1.0 by
+    default), ``dropout`` (0.3 by default) and those of
+    :class:`~vfmatch.embeddings.EmbeddingMethod`.
     """
 
     reference = "seed 001 sec. 3: triplet loss (FaceNet), random other-identity negatives"
 
-    def __init__(self, *, margin: float = 0.4, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, margin: float = 1.0, dropout: float = 0.3, **kwargs):
+        super().__init__(dropout=dropout, **kwargs)
         self.margin = margin
 
     def _check_params(self) -> None:
@@ -159,7 +160,7 @@ class ContrastiveEmbedding(EmbeddingMethod):
 
     reference = "symmetric InfoNCE (CLIP), the contrastive baseline"
 
-    def __init__(self, *, temperature: float = 0.1, **kwargs):
+    def __init__(self, *, temperature: float = 0.2, **kwargs):
         super().__init__(**kwargs)
         self.temperature = temperature
 
@@ -306,7 +307,7 @@ class SSSEmbedding(EmbeddingMethod):
                 loss.backward()
                 opt.step()
                 losses.append(float(loss.detach()))
-        self.history_.append({"stage": "reweight", "epoch": step, "loss": float(np.mean(losses)) if losses else math.nan})
+        self.history_.append({"stage": "reweight", "batches": step, "loss": float(np.mean(losses)) if losses else math.nan})
         return rw
 
     def _fit_net(self, data: TrainingData, gen: torch.Generator):

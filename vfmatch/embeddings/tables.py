@@ -146,7 +146,7 @@ class FeatureTable:
             self.paths = np.asarray(self.paths, dtype=object).astype(str).reshape(-1)
             if self.paths.shape[0] != self.features.shape[0]:
                 raise ValueError(f"{self._what}: {self.features.shape[0]} rows but {self.paths.shape[0]} paths")
-        self._index: dict[str, int] | None = None
+        self._index: tuple[pd.Index, pd.Index] | None = None  # (paths, path keys), built on first lookup
 
     @property
     def _what(self) -> str:
@@ -179,18 +179,20 @@ class FeatureTable:
         if self.paths is None:
             raise ValueError(f"{self._what}: this table has no paths, so path-level lists cannot be scored with it")
         if self._index is None:
-            keys = [path_key(p) for p in self.paths]
-            self._index = dict(zip(keys, range(len(keys))))
-            if len(self._index) != len(keys):
-                dup = pd.Series(keys)[pd.Series(keys).duplicated()].iloc[0]
-                raise ValueError(f"{self._what}: path {dup!r} appears more than once")
-        out = np.empty(len(paths), dtype=np.int64)
-        for i, p in enumerate(paths):
-            r = self._index.get(path_key(p))
-            if r is None:
-                raise KeyError(f"{self._what}: no features for item {p!r}; the table must cover every item of the list")
-            out[i] = r
-        return out
+            keys = pd.Index([path_key(p) for p in self.paths])
+            if keys.has_duplicates:
+                raise ValueError(f"{self._what}: path {keys[keys.duplicated()][0]!r} appears more than once")
+            self._index = (pd.Index(self.paths), keys)
+        raw, keys = self._index
+        asked = np.asarray(paths, dtype=object).astype(str)
+        rows = raw.get_indexer(asked) if raw.is_unique else np.full(len(asked), -1)
+        miss = np.flatnonzero(rows < 0)
+        if miss.size:  # not spelled as in the table: compare the keys (no suffix, forward slashes)
+            rows[miss] = keys.get_indexer([path_key(p) for p in asked[miss]])
+        if (rows < 0).any():
+            bad = str(asked[np.flatnonzero(rows < 0)[0]])
+            raise KeyError(f"{self._what}: no features for item {bad!r}; the table must cover every item of the list")
+        return rows.astype(np.int64)
 
 
 def check_paired(voice: FeatureTable, face: FeatureTable) -> np.ndarray:
