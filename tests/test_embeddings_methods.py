@@ -175,6 +175,8 @@ def test_fit_population_on_the_tiny_population(tiny_population):
     assert res.method.epochs == 2  # quick: half the epochs
     assert set(res.seconds) == {"encoders", "features", "train", "embed"}
     assert np.allclose(np.linalg.norm(res.voice_embeddings, axis=1), 1, atol=1e-5)
+    v, x = res.embed(test)  # the same people through embed(): the same embeddings
+    assert np.array_equal(v, res.voice_embeddings) and np.array_equal(x, res.face_embeddings)
 
 
 def test_fit_population_trains_a_trainable_encoder_first(tiny_population):
@@ -260,3 +262,4 @@ def test_warm_start_fine_tunes_the_fitted_heads(name, data):
         assert m.net_.classifier.out_features == 12  # a new classifier for the new identities
     with pytest.raises(ValueError, match="warm_start needs features of the sizes"):
         m.fit(FeatureTable(sub_v.features[:, :5], sub_v.labels, modality="voice"), sub_f)
+    assert m.transform_voices(voice).shape == (len(voice), 16)  # a failed fit leaves the fitted state alone

@@ -162,24 +162,28 @@ class EmbeddingMethod:
         """
         self._check_params()
         voice, face = _as_table(voice, "voice"), _as_table(face, "face")
-        self.classes_ = check_paired(voice, face)
+        classes = check_paired(voice, face)
         if face_reference is not None:
             face_reference = np.asarray(face_reference, dtype=np.float32)
             if face_reference.ndim != 2 or face_reference.shape[0] != len(face) or not np.isfinite(face_reference).all():
                 raise ValueError(f"face_reference must be a finite ({len(face)}, d) matrix, one row per face, "
                                  f"got shape {face_reference.shape}")
-        self.voice_dim_, self.face_dim_ = voice.dim, face.dim
         device = default_device(self.device)
         # The heads fitted before, when fine-tuning them (warm_start).
         self._pretrained = getattr(self, "net_", None) if self.warm_start else None
         t0 = time.perf_counter()
-        with limit_threads():
-            data = TrainingData.from_tables(voice, face, self.classes_, device, face_reference)
-            gen = torch.Generator().manual_seed(int(self.seed))
-            self.history_: list[dict] = []
-            self._prepare(data, gen)
-            self.net_ = self._fit_net(data, gen).cpu().eval()
-        self._pretrained = None
+        try:
+            with limit_threads():
+                data = TrainingData.from_tables(voice, face, classes, device, face_reference)
+                gen = torch.Generator().manual_seed(int(self.seed))
+                self.history_: list[dict] = []
+                self._prepare(data, gen)
+                net = self._fit_net(data, gen).cpu().eval()
+        finally:
+            self._pretrained = None
+        # Fitted attributes change only once training succeeded.
+        self.net_, self.classes_ = net, classes
+        self.voice_dim_, self.face_dim_ = voice.dim, face.dim
         self.train_seconds_ = time.perf_counter() - t0
         return self
 
@@ -189,7 +193,7 @@ class EmbeddingMethod:
     def _complete_data(self, data: TrainingData, net: TwoBranchNet) -> None:
         """Fill in what :meth:`loss` needs beyond the features (nothing by default)."""
 
-    def _n_classes(self) -> int:
+    def _n_classes(self, data: TrainingData) -> int:
         """Width of the shared identity classifier (0: none)."""
         return 0
 
@@ -199,7 +203,7 @@ class EmbeddingMethod:
         torch.manual_seed(int(self.seed))
         net = TwoBranchNet(data.xv.shape[1], data.xf.shape[1], embed_dim=int(self.embed_dim),
                            hidden_dim=int(self.hidden_dim), n_hidden=int(self.n_hidden), dropout=float(self.dropout),
-                           n_classes=self._n_classes()).to(data.device)
+                           n_classes=self._n_classes(data)).to(data.device)
         if self.warm_start and self._pretrained is not None:
             old = self._pretrained
             if (old.voice.mean.numel(), old.face.mean.numel()) != (data.xv.shape[1], data.xf.shape[1]):

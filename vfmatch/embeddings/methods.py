@@ -245,8 +245,8 @@ class SSSEmbedding(EmbeddingMethod):
         if int(self.update_every) < 1 or int(self.warmup_epochs) < 0:
             raise ValueError(f"{self.name}: update_every must be >= 1 and warmup_epochs >= 0")
 
-    def _n_classes(self) -> int:
-        return len(self.classes_) if self.implicit else 0
+    def _n_classes(self, data: TrainingData) -> int:
+        return data.n_identities if self.implicit else 0
 
     def _per_sample(self, net, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each sample's loss (implicit + explicit terms) and its implicit part alone (None when off), (B,) each."""
@@ -320,7 +320,7 @@ class SSSEmbedding(EmbeddingMethod):
         self._train_epochs(net, data, gen, int(self.warmup_epochs), stage="warmup")  # stage 1
         rw = self._reweighting_stage(net, data, gen)  # stage 2
         self.identity_weights_ = rw.weights.copy()
-        self.personalized_ = np.asarray(self.classes_)[rw.left_out()]
+        self.personalized_ = np.asarray(data.classes)[rw.left_out()]
         self.reweight_updates_ = rw.n_updates
         net = self._new_net(data)  # stage 3: re-initialise, train with the fixed weights
         s = torch.as_tensor(self.identity_weights_, dtype=torch.float32, device=data.device)

@@ -5,6 +5,7 @@ method::
 
     res = fit_population("sss", parts["train"], parts["test"], seed=0)
     res.similarity()          # (n_test_voices, n_test_faces) cosine, a scorer for vfmatch.evaluation
+    v, x = res.embed(parts["matcher"])   # another role, same encoders (the hybrid's distance column)
     evaluate_similarity(res.similarity(), res.voice_speakers, res.face_speakers,
                         voice_gender=res.voice_gender, face_gender=res.face_gender)
 
@@ -70,10 +71,23 @@ class EmbeddingResult:
     face_gender: np.ndarray | None = None
     encoders: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    encoder_objects: dict = field(default_factory=dict, repr=False)  # modality -> the (fitted) Encoder
+    fill: dict = field(default_factory=dict, repr=False)  # modality -> training means put in for NaN
 
     def similarity(self) -> np.ndarray:
         """(n_voices, n_faces) cosine similarity of the held-out voices and faces; higher = same person."""
         return self.method.similarity(self.voice_embeddings, self.face_embeddings)
+
+    def embed(self, population, *, progress: bool = False, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings ``(voices (n_clips, D), faces (n_faces, D))`` of another population, e.g. another
+        role of the job (the hybrid matcher needs the "matcher" and "threshold" people), with the same
+        frozen encoders and imputation."""
+        out = []
+        for modality in ("voice", "face"):
+            table = population_table(self.encoder_objects[modality], population, modality, fill=self.fill[modality],
+                                     progress=progress, cache=cache)
+            out.append(self.method.transform_voices(table) if modality == "voice" else self.method.transform_faces(table))
+        return out[0], out[1]
 
 
 def _encoder(spec, modality: str, train, progress: bool):
@@ -160,13 +174,14 @@ def fit_population(
     seconds["encoders"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    tables = {}
+    tables, fills = {}, {}
     for modality, enc in [*encoders.items(), *([("reference", ref_enc)] if ref_enc is not None else [])]:
         kind = "face" if modality == "reference" else modality
         # What an encoder could not measure (NaN) becomes the training mean of its column.
-        fill = _training_means(population_features(enc, train, progress=progress, cache=cache))
+        fills[modality] = _training_means(population_features(enc, train, progress=progress, cache=cache))
         for role, pop in (("train", train), ("held_out", held_out)):
-            tables[role, modality] = population_table(enc, pop, kind, fill=fill, progress=progress, cache=cache)
+            tables[role, modality] = population_table(enc, pop, kind, fill=fills[modality], progress=progress,
+                                                      cache=cache)
     reference = tables["train", "reference"].features if ref_enc is not None else None
     seconds["features"] = time.perf_counter() - t0
 
@@ -181,4 +196,5 @@ def fit_population(
     vs, fs = held_out.voice_speakers.astype(str), held_out.face_speakers.astype(str)
     return EmbeddingResult(method, v, f, vs, fs, _genders(held_out, vs), _genders(held_out, fs),
                            {"voice": encoders["voice"].name, "face": encoders["face"].name},
-                           {k: round(t, 3) for k, t in seconds.items()})
+                           {k: round(t, 3) for k, t in seconds.items()}, encoders,
+                           {"voice": fills["voice"], "face": fills["face"]})
