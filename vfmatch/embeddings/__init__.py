@@ -1,4 +1,4 @@
-"""Stage 5b — learned voice-face embeddings beside the metaproperties (issue 11).
+"""Learned voice-face embeddings, beside the metaproperty extractors and matcher (stages 3-4; issue 11).
 
 Two projection heads (one per modality) on frozen encoders of the registry,
 trained into one shared space with the losses of the seeds:
