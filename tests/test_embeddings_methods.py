@@ -242,7 +242,7 @@ def test_train_from_fop_style_files_and_score_the_sss_list(tmp_path):
     res = evaluate_sss(m.path_scorer(val_voice, val_face), lists=[name])
     row = res.iloc[0]
     assert row["list"] == name and row["n"] == len(lst)
-    assert row["value"] > 0.75  # the shared latent transfers to unseen identities
+    assert row["value"] > 0.9, row  # the shared latent transfers to unseen identities (measured 0.985)
 
 
 @pytest.mark.parametrize("name", ["weighted_triplet", "sss"])
