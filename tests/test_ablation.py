@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfmatch.evaluation.ablation import ablation_figure, ablation_table, ablation_variants, paired_auc_delta_ci
+from vfmatch.evaluation.ablation import (ablation_figure, ablation_table, ablation_variants, paired_auc_delta_ci,
+                                        paired_ece_delta_ci)
+from vfmatch.matching.calibration import expected_calibration_error
 from vfmatch.evaluation.metrics import roc_auc
 from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties
 from vfmatch.metaproperties import get_metaproperty
@@ -79,6 +81,17 @@ def test_noise_is_harmless_gender_matters(table):
     assert table.attrs["n_boot"] == 300 and table.attrs["n_test_identities"] == 120
 
 
+def test_weighted_aucs_equal_the_weighted_roc_auc():
+    from vfmatch.evaluation.ablation import _weighted_aucs
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(size=300) + y, 1)  # many ties
+    w = rng.integers(0, 3, (3, 300)).astype(float)
+    np.testing.assert_allclose(_weighted_aucs(y, s, w), [roc_auc(y, s, sample_weight=row) for row in w])
+    assert np.isnan(_weighted_aucs(y, s, np.where(y == 1, 0.0, 1.0)[None, :])[0])
+
+
 def test_paired_interval_is_narrower_than_unpaired_noise_and_zero_for_identical_scores():
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(60), 20)
@@ -97,3 +110,19 @@ def test_figure(table):
     fig = ablation_figure(table)
     assert [tr.name for tr in fig.data] == ["without it (drop-one)", "it alone (only-one)"]
     assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
+
+
+def test_paired_ece_delta():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(80), 25)
+    logit = rng.normal(0, 1.5, groups.size)
+    y = (rng.random(groups.size) < 1 / (1 + np.exp(-logit))).astype(int)
+    calibrated, overconfident = 1 / (1 + np.exp(-logit)), 1 / (1 + np.exp(-3 * logit))
+    lo, hi = paired_ece_delta_ci(y, overconfident, calibrated, groups, n_boot=200)
+    delta = expected_calibration_error(calibrated, y) - expected_calibration_error(overconfident, y)
+    assert lo <= delta <= hi < 0
+    assert paired_ece_delta_ci(y, calibrated, calibrated, groups, n_boot=50) == (0.0, 0.0)
+    # a weight of 2 is the pair counted twice
+    w = rng.integers(0, 3, groups.size)
+    assert expected_calibration_error(calibrated, y, sample_weight=w) == pytest.approx(
+        expected_calibration_error(np.repeat(calibrated, w), np.repeat(y, w)))

@@ -193,7 +193,7 @@ class CalibratedMatcher(BaseEstimator):
 # ---------------------------------------------------------------------------
 
 
-def reliability_table(probabilities, labels, n_bins: int = 10) -> pd.DataFrame:
+def reliability_table(probabilities, labels, n_bins: int = 10, *, sample_weight=None) -> pd.DataFrame:
     """Per-bin numbers of a reliability diagram (equal-width bins of the probability).
 
     Parameters
@@ -201,33 +201,39 @@ def reliability_table(probabilities, labels, n_bins: int = 10) -> pd.DataFrame:
     probabilities : array (n,), predicted P(same person) in [0, 1]
     labels : array (n,), 1 = same person
     n_bins : int >= 1
+    sample_weight : array (n,), optional non-negative weight per pair (a bootstrap
+        sample weights a pair by how often its identity was drawn)
 
     Returns
     -------
-    DataFrame, one row per bin: ``bin``, ``lower``, ``upper``, ``n`` (pairs),
-    ``mean_probability``, ``fraction_positive`` (both NaN in an empty bin) and
-    ``gap`` (fraction - mean; > 0: the predictor is under-confident there).
+    DataFrame, one row per bin: ``bin``, ``lower``, ``upper``, ``n`` (pairs, or
+    their total weight), ``mean_probability``, ``fraction_positive`` (both NaN in
+    an empty bin) and ``gap`` (fraction - mean; > 0: under-confident there).
     """
     p, y = _check_scores_labels(probabilities, labels, "reliability_table")
     if np.any((p < 0) | (p > 1)):
         raise ValueError("reliability_table: probabilities must lie in [0, 1]")
     if int(n_bins) < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    w = np.ones_like(p) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    if w.shape != p.shape or np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("reliability_table: sample_weight must be finite, non-negative, one per pair")
     B = int(n_bins)
     b = np.minimum((p * B).astype(np.int64), B - 1)  # [k/B, (k+1)/B); 1.0 goes to the last bin
-    n = np.bincount(b, minlength=B)
+    n = np.bincount(b, weights=w, minlength=B)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_p = np.bincount(b, weights=p, minlength=B) / n
-        frac = np.bincount(b, weights=y, minlength=B) / n
+        mean_p = np.bincount(b, weights=w * p, minlength=B) / n
+        frac = np.bincount(b, weights=w * y, minlength=B) / n
     edges = np.arange(B + 1) / B
-    return pd.DataFrame({"bin": np.arange(B), "lower": edges[:-1], "upper": edges[1:], "n": n,
+    return pd.DataFrame({"bin": np.arange(B), "lower": edges[:-1], "upper": edges[1:],
+                         "n": n.astype(np.int64) if sample_weight is None else n,
                          "mean_probability": mean_p, "fraction_positive": frac, "gap": frac - mean_p})
 
 
-def expected_calibration_error(probabilities, labels, n_bins: int = 10) -> float:
+def expected_calibration_error(probabilities, labels, n_bins: int = 10, *, sample_weight=None) -> float:
     """ECE with ``n_bins`` equal-width bins (module docstring): the pair-weighted
     mean of ``|fraction of matches - mean predicted probability|`` over the bins."""
-    t = reliability_table(probabilities, labels, n_bins)
+    t = reliability_table(probabilities, labels, n_bins, sample_weight=sample_weight)
     used = t["n"] > 0
     return float(np.sum(t.loc[used, "n"] * t.loc[used, "gap"].abs()) / t["n"].sum())
 
