@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from vfmatch.evaluation.ablation import (ablation_figure, ablation_table, ablation_variants, paired_auc_delta_ci,
-                                        paired_ece_delta_ci)
+                                        paired_delta_ci)
 from vfmatch.matching.calibration import expected_calibration_error
 from vfmatch.evaluation.metrics import roc_auc
 from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties
@@ -112,17 +112,21 @@ def test_figure(table):
     assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
 
 
-def test_paired_ece_delta():
+def test_paired_delta_of_the_calibration_error():
     rng = np.random.default_rng(1)
     groups = np.repeat(np.arange(80), 25)
     logit = rng.normal(0, 1.5, groups.size)
     y = (rng.random(groups.size) < 1 / (1 + np.exp(-logit))).astype(int)
     calibrated, overconfident = 1 / (1 + np.exp(-logit)), 1 / (1 + np.exp(-3 * logit))
-    lo, hi = paired_ece_delta_ci(y, overconfident, calibrated, groups, n_boot=200)
-    delta = expected_calibration_error(calibrated, y) - expected_calibration_error(overconfident, y)
+    lo, hi = paired_delta_ci(expected_calibration_error, y, overconfident, calibrated, groups, n_boot=200)
+    delta = expected_calibration_error(y, calibrated) - expected_calibration_error(y, overconfident)
     assert lo <= delta <= hi < 0
-    assert paired_ece_delta_ci(y, calibrated, calibrated, groups, n_boot=50) == (0.0, 0.0)
+    assert paired_delta_ci(expected_calibration_error, y, calibrated, calibrated, groups, n_boot=50) == (0.0, 0.0)
+    # the vectorised AUC interval is the generic one with the weighted roc_auc
+    s = calibrated + rng.normal(0, 0.3, groups.size)
+    assert paired_auc_delta_ci(y, calibrated, s, groups, n_boot=20) == pytest.approx(
+        paired_delta_ci(roc_auc, y, calibrated, s, groups, n_boot=20))
     # a weight of 2 is the pair counted twice
     w = rng.integers(0, 3, groups.size)
-    assert expected_calibration_error(calibrated, y, sample_weight=w) == pytest.approx(
-        expected_calibration_error(np.repeat(calibrated, w), np.repeat(y, w)))
+    assert expected_calibration_error(y, calibrated, sample_weight=w) == pytest.approx(
+        expected_calibration_error(np.repeat(y, w), np.repeat(calibrated, w)))

@@ -192,7 +192,10 @@ def test_faces_and_voices_use_exactly_the_traits_the_bound_conditions_on():
 
     other = {"ethnicity": "Black" if ids.at[0, "ethnicity"] != "Black" else "Asian",
              "skin_tone": 1 + ids.at[0, "skin_tone"] % 6, "height": ids.at[0, "height"] + 20, "weight": 150.0,
-             "mother_tongue": "Hindi" if ids.at[0, "mother_tongue"] != "Hindi" else "Arabic", "accent": "Russian" if ids.at[0, "accent"] != "Russian" else "Chinese"}
+             "mother_tongue": "Hindi" if ids.at[0, "mother_tongue"] != "Hindi" else "Arabic",
+             "accent": "Russian" if ids.at[0, "accent"] != "Russian" else "Chinese",
+             "gender": "male" if ids.at[0, "gender"] == "female" else "female", "age": ids.at[0, "age"] + 20,
+             "bmi": ids.at[0, "bmi"] + 6}
     face, voice = image(ids), clip(ids)
     for trait, value in other.items():
         changed = ids.copy()

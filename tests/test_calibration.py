@@ -41,11 +41,11 @@ def test_ece_by_hand():
     p = np.array([0.1, 0.2, 0.9, 0.95])
     y = np.array([0, 1, 1, 1])
     # two bins: [0, 0.5) holds 0.1, 0.2 (mean 0.15, 1 of 2 matches); [0.5, 1] holds 0.9, 0.95 (mean 0.925, 2 of 2)
-    assert expected_calibration_error(p, y, n_bins=2) == pytest.approx((2 * 0.35 + 2 * 0.075) / 4)
-    t = reliability_table(p, y, n_bins=2)
+    assert expected_calibration_error(y, p, n_bins=2) == pytest.approx((2 * 0.35 + 2 * 0.075) / 4)
+    t = reliability_table(y, p, n_bins=2)
     assert t["n"].tolist() == [2, 2] and t["fraction_positive"].tolist() == [0.5, 1.0]
     # 1.0 belongs to the last bin, 0.5 to the upper one; empty bins are NaN and do not count
-    t = reliability_table([0.0, 0.5, 1.0], [0, 1, 1], n_bins=4)
+    t = reliability_table([0, 1, 1], [0.0, 0.5, 1.0], n_bins=4)
     assert t["n"].tolist() == [1, 0, 1, 1] and np.isnan(t.loc[1, "mean_probability"])
 
 
@@ -53,10 +53,10 @@ def test_ece_of_a_calibrated_predictor_is_zero():
     # exactly: in each bin the fraction of matches equals the predicted probability
     p = np.array([0.25] * 4 + [0.75] * 4)
     y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
-    assert expected_calibration_error(p, y) == 0.0
+    assert expected_calibration_error(y, p) == 0.0
     # up to sampling noise: labels drawn from the probabilities themselves
     s, y, p = synthetic(200_000, seed=0)
-    assert expected_calibration_error(p, y) < 0.005
+    assert expected_calibration_error(y, p) < 0.005
 
 
 @pytest.mark.parametrize("method", CALIBRATION_METHODS)
@@ -69,9 +69,9 @@ def test_calibration_lowers_the_ece_of_a_miscalibrated_predictor(method, stretch
     fit, held = slice(0, 10_000), slice(10_000, None)
     cal = ScoreCalibrator(method).fit(logit[fit], y[fit])
     after = cal.predict_proba(logit[held])[:, 1]
-    before = expected_calibration_error(p[held], y[held])
+    before = expected_calibration_error(y[held], p[held])
     assert before > 0.08
-    assert expected_calibration_error(after, y[held]) < 0.02
+    assert expected_calibration_error(y[held], after) < 0.02
     assert np.all(np.diff(after[np.argsort(logit[held])]) >= 0)  # the order of the pairs is kept
 
 
@@ -101,13 +101,13 @@ def test_calibrated_matcher_fixes_a_matcher_that_meets_noisier_tables():
     test = pairs["test"]
     X = matcher.pair_distances(*tables["test"], test["voice_index"], test["face_index"])
     before = matcher.predict_proba(X)[:, 1]
-    ece_before = expected_calibration_error(before, test["label"])
+    ece_before = expected_calibration_error(test["label"], before)
     for method in CALIBRATION_METHODS:
         cal = CalibratedMatcher(matcher, method=method).fit_pairs(*tables["threshold"], pairs["threshold"])
         after = cal.pair_probability(*tables["test"], test["voice_index"], test["face_index"])
         np.testing.assert_allclose(after, cal.predict_proba(X)[:, 1])
-        assert expected_calibration_error(after, test["label"]) < ece_before / 2, method
-        summary = calibration_summary(before, after, test["label"], method=method)
+        assert expected_calibration_error(test["label"], after) < ece_before / 2, method
+        summary = calibration_summary(test["label"], before, after, method=method)
         assert summary["ece_before"] == pytest.approx(ece_before)
         json.dumps(summary)  # JSON-ready: empty bins are null
         assert len(summary["reliability_after"]) == 10
@@ -116,7 +116,7 @@ def test_calibrated_matcher_fixes_a_matcher_that_meets_noisier_tables():
 
 def test_reliability_figure_has_titled_axes_and_one_line_per_curve():
     s, y, p = synthetic(2000, seed=3, stretch=2.0)
-    fig = reliability_figure({"before": reliability_table(p, y), "after": reliability_table(sigmoid(s), y)})
+    fig = reliability_figure({"before": reliability_table(y, p), "after": reliability_table(y, sigmoid(s))})
     assert [t.name for t in fig.data] == ["perfectly calibrated", "before", "after"]
     assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
 
@@ -129,6 +129,6 @@ def test_clear_errors():
     with pytest.raises(RuntimeError, match="not fitted"):
         ScoreCalibrator().predict_proba([0.0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        expected_calibration_error([1.2], [1])
+        expected_calibration_error([1], [1.2])
     with pytest.raises(ValueError, match="equal length"):
-        reliability_table([0.2, 0.3], [1])
+        reliability_table([1], [0.2, 0.3])

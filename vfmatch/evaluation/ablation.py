@@ -26,9 +26,9 @@ the training pairs only. With the job's seeds and list sizes
 (``n_lists=4000``, AUC pairs seeded ``seed + 4``) the full row reproduces
 ``metrics.json["evaluation"]["test"]``.
 
-The same paired resampling gives :func:`paired_ece_delta_ci`: the change of the
-expected calibration error when the matcher's probabilities are calibrated
-(:mod:`vfmatch.matching.calibration`), on the same test pairs.
+The same paired resampling serves any metric of labelled scores
+(:func:`paired_delta_ci`), e.g. the change of the expected calibration error
+when the matcher's probabilities are calibrated (:mod:`vfmatch.matching.calibration`).
 
 Book chapters: ``book/05_distances_and_weights.ipynb`` (which metaproperties matter)
 and ``book/08_evaluation.ipynb`` (paired bootstraps).
@@ -42,10 +42,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from ..matching.calibration import expected_calibration_error
 from .metrics import bootstrap_ci, identification_accuracy, verification_metrics
 
-__all__ = ["ablation_table", "ablation_variants", "paired_auc_delta_ci", "paired_ece_delta_ci", "ablation_figure",
+__all__ = ["ablation_table", "ablation_variants", "paired_auc_delta_ci", "paired_delta_ci", "ablation_figure",
            "ABLATION_KINDS"]
 
 ABLATION_KINDS = ("drop_one", "only_one")
@@ -116,20 +115,23 @@ def paired_auc_delta_ci(labels, scores_a, scores_b, groups, *, n_boot: int = 100
     return float(lo), float(hi)
 
 
-def paired_ece_delta_ci(labels, p_before, p_after, groups, *, n_bins: int = 10, n_boot: int = 1000,
-                        level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Identity-bootstrap interval of ``ECE(after) - ECE(before)`` on the same pairs
-    (:mod:`vfmatch.matching.calibration`): did calibration lower the error beyond
-    what resampling the people would change? Same resampling as :func:`paired_auc_delta_ci`."""
-    y = np.asarray(labels).astype(int)
-    a, b = np.asarray(p_before, np.float64), np.asarray(p_after, np.float64)
+def paired_delta_ci(metric, labels, scores_a, scores_b, groups, *, n_boot: int = 1000, level: float = 0.95,
+                    seed: int = 0) -> tuple[float, float]:
+    """Identity-bootstrap interval of ``metric(b) - metric(a)`` on the same pairs, for any
+    ``metric(labels, scores, sample_weight=...) -> float`` (one call per bootstrap sample).
+
+    For example the change of the expected calibration error when the matcher's
+    probabilities are calibrated: ``paired_delta_ci(expected_calibration_error,
+    labels, p_before, p_after, probe_identity)`` (:mod:`vfmatch.matching.calibration`).
+    Same resampling as :func:`paired_auc_delta_ci`."""
+    y = np.asarray(labels)
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
     if not (y.shape == a.shape == b.shape == np.shape(groups)) or y.ndim != 1 or y.size == 0:
-        raise ValueError("labels, both probability sets and groups must be non-empty 1-D arrays of equal length")
+        raise ValueError("labels, both score sets and groups must be non-empty 1-D arrays of equal length")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     g, k = _identity_draws(groups, n_boot, seed)
-    delta = [expected_calibration_error(b, y, n_bins, sample_weight=w) - expected_calibration_error(a, y, n_bins, sample_weight=w)
-             for w in k[:, g]]
+    delta = [metric(y, b, sample_weight=w) - metric(y, a, sample_weight=w) for w in k[:, g]]
     lo, hi = np.quantile(delta, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 

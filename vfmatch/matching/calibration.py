@@ -193,13 +193,13 @@ class CalibratedMatcher(BaseEstimator):
 # ---------------------------------------------------------------------------
 
 
-def reliability_table(probabilities, labels, n_bins: int = 10, *, sample_weight=None) -> pd.DataFrame:
+def reliability_table(labels, probabilities, n_bins: int = 10, *, sample_weight=None) -> pd.DataFrame:
     """Per-bin numbers of a reliability diagram (equal-width bins of the probability).
 
     Parameters
     ----------
-    probabilities : array (n,), predicted P(same person) in [0, 1]
     labels : array (n,), 1 = same person
+    probabilities : array (n,), predicted P(same person) in [0, 1]
     n_bins : int >= 1
     sample_weight : array (n,), optional non-negative weight per pair (a bootstrap
         sample weights a pair by how often its identity was drawn)
@@ -230,25 +230,26 @@ def reliability_table(probabilities, labels, n_bins: int = 10, *, sample_weight=
                          "mean_probability": mean_p, "fraction_positive": frac, "gap": frac - mean_p})
 
 
-def expected_calibration_error(probabilities, labels, n_bins: int = 10, *, sample_weight=None) -> float:
+def expected_calibration_error(labels, probabilities, n_bins: int = 10, *, sample_weight=None) -> float:
     """ECE with ``n_bins`` equal-width bins (module docstring): the pair-weighted
-    mean of ``|fraction of matches - mean predicted probability|`` over the bins."""
-    t = reliability_table(probabilities, labels, n_bins, sample_weight=sample_weight)
+    mean of ``|fraction of matches - mean predicted probability|`` over the bins.
+    Arguments in scikit-learn's order (``y_true, y_prob``), as for ``roc_auc``."""
+    t = reliability_table(labels, probabilities, n_bins, sample_weight=sample_weight)
     used = t["n"] > 0
     return float(np.sum(t.loc[used, "n"] * t.loc[used, "gap"].abs()) / t["n"].sum())
 
 
-def calibration_summary(before, after, labels, *, n_bins: int = 10, method: str | None = None) -> dict:
+def calibration_summary(labels, before, after, *, n_bins: int = 10, method: str | None = None) -> dict:
     """ECE and reliability tables of one set of pairs before and after calibration, JSON-ready.
 
     ``before`` and ``after`` are predicted P(same person) of the same pairs (n,)."""
     summary = {"n_bins": int(n_bins), "binning": "equal-width", "n_pairs": int(np.size(labels)),
-               "ece_before": expected_calibration_error(before, labels, n_bins),
-               "ece_after": expected_calibration_error(after, labels, n_bins)}
+               "ece_before": expected_calibration_error(labels, before, n_bins),
+               "ece_after": expected_calibration_error(labels, after, n_bins)}
     if method is not None:
         summary["method"] = method
     for key, p in (("reliability_before", before), ("reliability_after", after)):
-        summary[key] = reliability_table(p, labels, n_bins)  # empty bins: NaN, written as null
+        summary[key] = reliability_table(labels, p, n_bins)  # empty bins: NaN, written as null
     return to_jsonable(summary)
 
 
