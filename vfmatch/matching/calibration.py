@@ -6,8 +6,9 @@ given P(same person) = 0.8, eight in ten are the same person. The matcher's
 classifier is fitted on the distance vectors of the "matcher" people, and the
 extracted tables of new people are distributed differently (the extractors
 were over-confident on some, hesitant on others). Only the matcher's
-*threshold* is chosen on held-out people; this module does the same for its
-probabilities.
+*threshold* is chosen on held-out people (by ``MetapropertyMatcher.calibrate``,
+whose name predates this module: it calibrates the decision threshold, not the
+probabilities); this module does the same for its probabilities.
 
 Two classic maps from a score to a calibrated probability, both fitted on
 held-out labelled pairs (the job's "threshold" role) and both from scikit-learn:
