@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from vfmatch.data.population import Population
-from vfmatch.matching.matcher import oracle_metaproperties
+from vfmatch.matching.tables import oracle_metaproperties
 from vfmatch.metaproperties import ACCENTS, ETHNICITIES, MOTHER_TONGUES, get_metaproperty
 from vfmatch.simulator import bayes
 from vfmatch.simulator.faces import REQUIRED_COLUMNS, render_faces
@@ -255,7 +255,8 @@ def test_clear_errors():
 
 @pytest.mark.slow
 def test_bayes_bound_lies_between_the_extracted_matcher_and_one():
-    from vfmatch.job.run import RunConfig, evaluate_matcher, fit_matcher, make_role_pairs, new_matcher, prepare
+    from vfmatch.job.prepare import RunConfig, fit_matcher, make_role_pairs, new_matcher, prepare
+    from vfmatch.job.run import evaluate_matcher
 
     config = RunConfig(quick=True, seed=0, progress=False)
     data = prepare(config)

@@ -21,7 +21,8 @@ from vfmatch.matching.calibration import (
     reliability_figure,
     reliability_table,
 )
-from vfmatch.matching.matcher import MetapropertyMatcher, noisy_metaproperties, oracle_metaproperties
+from vfmatch.matching.matcher import MetapropertyMatcher
+from vfmatch.matching.tables import noisy_metaproperties, oracle_metaproperties
 from vfmatch.simulator.traits import draw_identities
 
 

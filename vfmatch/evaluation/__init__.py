@@ -28,8 +28,9 @@ from .bootstrap import *  # noqa: F401,F403
 from .summary import *  # noqa: F401,F403
 from .protocols import *  # noqa: F401,F403
 from .robustness import *  # noqa: F401,F403
+from .ablation import *  # noqa: F401,F403
 
-_MODULES = ('metrics', 'scorers', 'identification', 'percentile', 'bootstrap', 'summary', 'protocols', 'robustness')
+_MODULES = ('metrics', 'scorers', 'identification', 'percentile', 'bootstrap', 'summary', 'protocols', 'robustness', 'ablation')
 
 # every public name of the stage's modules, for `from vfmatch.evaluation import ...`
 __all__ = [n for m in _MODULES for n in importlib.import_module(f".{m}", __name__).__all__]

@@ -42,7 +42,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from .metrics import bootstrap_ci, identification_accuracy, verification_metrics
+from .bootstrap import bootstrap_ci, identity_resamples
+from .identification import identification_accuracy, verification_metrics
+from .metrics import weighted_roc_auc
 
 __all__ = ["ablation_table", "ablation_variants", "paired_auc_delta_ci", "paired_delta_ci", "ablation_figure",
            "ABLATION_KINDS"]
@@ -69,29 +71,6 @@ def ablation_variants(metaproperties: Sequence[str], kinds: Sequence[str] = ABLA
     return out
 
 
-def _identity_draws(groups, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(g, k)``: each item's identity code g (n,) and how often each identity is drawn in
-    each bootstrap sample, k (n_boot, n_identities): the draw :func:`bootstrap_ci` makes."""
-    _, g = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-    n_ids = int(g.max()) + 1
-    k = np.random.default_rng(seed).multinomial(n_ids, np.full(n_ids, 1.0 / n_ids), size=int(n_boot))
-    return g.ravel(), k.astype(np.float64)
-
-
-def _weighted_aucs(labels, scores, weights) -> np.ndarray:
-    """AUC (ties 1/2) of one score set under each row of ``weights`` (B, n) -> (B,); NaN
-    where a weighting leaves a class empty. Row b equals ``roc_auc(labels, scores,
-    sample_weight=weights[b])``; one sort serves every row."""
-    y, s = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
-    order = np.argsort(-s, kind="stable")
-    s, y, w = s[order], y[order], np.asarray(weights, np.float64)[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # tie groups, scores descending
-    pos, neg = np.add.reduceat(w * y, starts, axis=1), np.add.reduceat(w * ~y, starts, axis=1)
-    neg_below = neg.sum(axis=1, keepdims=True) - np.cumsum(neg, axis=1)  # negatives scored strictly lower
-    num, den = (pos * (neg_below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
 def paired_auc_delta_ci(labels, scores_a, scores_b, groups, *, n_boot: int = 1000, level: float = 0.95,
                         seed: int = 0) -> tuple[float, float]:
     """Identity-bootstrap interval of ``AUC(b) - AUC(a)`` on the same pairs.
@@ -105,9 +84,9 @@ def paired_auc_delta_ci(labels, scores_a, scores_b, groups, *, n_boot: int = 100
         raise ValueError("labels, both score sets and groups must be non-empty 1-D arrays of equal length")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    g, k = _identity_draws(groups, n_boot, seed)
+    g, k = identity_resamples(groups, n_boot, seed)
     w = k[:, g]
-    delta = _weighted_aucs(y, b, w) - _weighted_aucs(y, a, w)
+    delta = weighted_roc_auc(y, b, w) - weighted_roc_auc(y, a, w)
     delta = delta[np.isfinite(delta)]
     if delta.size == 0:
         raise ValueError("no bootstrap sample has both classes")
@@ -130,7 +109,7 @@ def paired_delta_ci(metric, labels, scores_a, scores_b, groups, *, n_boot: int =
         raise ValueError("labels, both score sets and groups must be non-empty 1-D arrays of equal length")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    g, k = _identity_draws(groups, n_boot, seed)
+    g, k = identity_resamples(groups, n_boot, seed)
     delta = [metric(y, b, sample_weight=w) - metric(y, a, sample_weight=w) for w in k[:, g]]
     lo, hi = np.quantile(delta, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)

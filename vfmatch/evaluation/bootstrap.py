@@ -18,13 +18,14 @@ import numpy as np
 
 from .metrics import weighted_roc_auc
 
-__all__ = ["bootstrap_ci", "bootstrap_auc_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_auc_ci", "identity_resamples"]
 
 
-def _identity_resamples(groups, n_boot, seed):
+def identity_resamples(groups, n_boot, seed):
     """``(g, k)``: each item's identity code g (n_items,) and how often each identity
     is drawn in each bootstrap sample, k (n_boot, n_identities) float64."""
-    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    _, g = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    g = g.ravel()
     n_ids = int(g.max()) + 1
     rng = np.random.default_rng(seed)
     k = rng.multinomial(n_ids, np.full(n_ids, 1.0 / n_ids), size=int(n_boot)).astype(np.float64)
@@ -43,7 +44,7 @@ def bootstrap_ci(values, groups, *, n_boot: int = 1000, level: float = 0.95, see
         raise ValueError("values and groups must be non-empty 1-D arrays of equal length")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    g, k = _identity_resamples(groups, n_boot, seed)
+    g, k = identity_resamples(groups, n_boot, seed)
     sums = np.bincount(g, weights=v)
     counts = np.bincount(g).astype(np.float64)
     est = (k @ sums) / (k @ counts)
@@ -61,7 +62,7 @@ def bootstrap_auc_ci(labels, scores, groups, *, n_boot: int = 1000, level: float
     if n == 0 or np.shape(groups) != (n,):
         raise ValueError(f"labels and groups must be non-empty 1-D arrays of equal length (one identity per pair), "
                          f"got shapes {np.shape(labels)} and {np.shape(groups)}")
-    g, k = _identity_resamples(groups, n_boot, seed)
+    g, k = identity_resamples(groups, n_boot, seed)
     est = []
     step = max(1, 2_000_000 // max(n, 1))  # bootstrap samples per block, to bound memory
     for a in range(0, k.shape[0], step):

@@ -25,7 +25,8 @@ from .explain import *  # noqa: F401,F403
 from .persist import *  # noqa: F401,F403
 from .matcher import *  # noqa: F401,F403
 from .difficulty import *  # noqa: F401,F403
+from .calibration import *  # noqa: F401,F403
 
-_MODULES = ("tables", "distances", "classifiers", "threshold", "explain", "persist", "matcher", "difficulty")
+_MODULES = ("tables", "distances", "classifiers", "threshold", "explain", "persist", "matcher", "difficulty", "calibration")
 # every public name of the stage's modules, for `from vfmatch.matching import ...`
 __all__ = [n for m in _MODULES for n in importlib.import_module(f".{m}", __name__).__all__]

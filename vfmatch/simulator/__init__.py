@@ -12,7 +12,8 @@ from .traits import *  # noqa: F401,F403
 from .voices import *  # noqa: F401,F403
 from .faces import *  # noqa: F401,F403
 from .population import *  # noqa: F401,F403
+from .bayes import *  # noqa: F401,F403
 
-_MODULES = ("traits", "voices", "faces", "population")
+_MODULES = ("traits", "voices", "faces", "population", "bayes")
 # every public name of the stage's modules, for `from vfmatch.simulator import ...`
 __all__ = [n for m in _MODULES for n in importlib.import_module(f".{m}", __name__).__all__]
