@@ -156,3 +156,22 @@ def test_match_weights_follow_the_level_of_match():
     w = match_weights(np.array([3.0, 2.0, 1.0]))
     assert w.sum() == pytest.approx(1.0) and w[0] > w[1] > w[2] > 0
     assert match_weights(np.array([0.5, 0.5])) == pytest.approx([0.5, 0.5])
+
+
+def test_the_warp_is_scikit_image_piecewise_affine_transform(tiny_population):
+    # warp_to_shape interpolates the landmark coordinates linearly over the Delaunay triangles
+    # of the target shape: the same map as scikit-image's PiecewiseAffineTransform, pixel for pixel.
+    from skimage.transform import PiecewiseAffineTransform, warp
+
+    from vfmatch.fusion.reconstruct import border_points
+
+    imgs = tiny_population.images()[:3]
+    lms = np.stack([np.asarray(x, np.float32) for x in tiny_population.faces["landmarks"]])[:3]
+    aligned = align_to_template(imgs, lms, size=64)
+    shape = mean_shape(aligned.landmarks)
+    ours = warp_to_shape(aligned.images, aligned.landmarks, shape)
+    b = border_points(64)
+    for i in range(3):
+        tf = PiecewiseAffineTransform.from_estimate(np.vstack([shape, b]), np.vstack([aligned.landmarks[i], b]))
+        theirs = warp(aligned.images[i], tf, order=1, mode="edge")
+        assert np.abs(ours[i] - theirs).max() < 1e-4
