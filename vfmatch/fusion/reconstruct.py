@@ -93,7 +93,8 @@ class AlignedFaces:
     """Faces after the similarity alignment (:func:`align_to_template`).
 
     images : float32 (n, size, size, C) in [0, 1]; coverage : float32 (n, size,
-    size), 1 where the pixel came from inside the source image, 0 outside;
+    size), 1 where the pixel came from inside the source image, 0 outside
+    (tapering to 0 over the source's outer 6 %, so that frames do not show);
     landmarks : float64 (n, K, 2), every landmark moved by the same alignment."""
 
     images: np.ndarray
@@ -178,6 +179,14 @@ def _check_faces(images, landmarks) -> tuple[np.ndarray, np.ndarray]:
     return imgs, lms
 
 
+def _edge_taper(H: int, W: int, fraction: float = 0.06) -> np.ndarray:
+    """(H, W) float32 weight: 1 inside, down to 0 linearly over the outer ``fraction`` of the image."""
+    ramp = max(2.0, fraction * min(H, W))
+    x, y = np.arange(W) + 0.5, np.arange(H) + 0.5
+    to_edge = np.minimum.outer(np.minimum(y, H - y), np.minimum(x, W - x))
+    return np.clip(to_edge / ramp, 0, 1).astype(np.float32)
+
+
 def align_to_template(images, landmarks, *, size: int = 112, zoom: float = 1.0) -> AlignedFaces:
     """Similarity-align faces on their first five landmarks (the first step of both methods).
 
@@ -199,8 +208,9 @@ def align_to_template(images, landmarks, *, size: int = 112, zoom: float = 1.0) 
     x = torch.as_tensor(np.asarray(imgs, dtype=np.float32)).permute(0, 3, 1, 2)
     if imgs.dtype == np.uint8:
         x = x / 255.0
-    # A channel of ones, aligned with the image, marks where each output pixel has data.
-    x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    # An extra channel, aligned with the image, marks where each output pixel has data: 1 inside,
+    # falling to 0 over the outer few pixels, so the frames of the sources do not show in the average.
+    x = torch.cat([x, torch.as_tensor(_edge_taper(*imgs.shape[1:3])).expand(len(x), 1, -1, -1)], dim=1)
     out = AlignFaces(int(size), template=tpl)(x, torch.as_tensor(lms[:, :5], dtype=torch.float32))
     out = out.permute(0, 2, 3, 1).numpy()
     moved = np.stack([transform_landmarks(lm, similarity_transform(lm[:5], tpl)) for lm in lms])
