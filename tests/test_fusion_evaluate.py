@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vfmatch.features.encoders import create_face_encoder
-from vfmatch.fusion.evaluate import evaluate_fusion, fusion_sweep, identity_bootstrap
+from vfmatch.fusion.evaluate import evaluate_fusion, fusion_strip, fusion_sweep, identity_bootstrap
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,11 @@ def test_identity_bootstrap_moves_a_persons_items_together():
     # NaN items are left out of the mean, not counted as zero.
     ci = identity_bootstrap({"a": np.array([1.0, np.nan, 1.0, np.nan])}, [0, 0, 1, 1], n_boot=100)
     assert ci["a"] == [1.0, 1.0]
+
+
+def test_strip_shows_top_faces_fused_face_and_true_face(gallery):
+    g = gallery
+    strip = fusion_strip(_gender_scores(g), g["images"], g["landmarks"], g["voices"], g["faces"], [0, 5], top_n=4, shown=3, size=48)
+    assert strip.shape == (2 * 48, 5 * 48, 3) and strip.dtype == np.uint8
+    fused, true = strip[:48, 3 * 48 : 4 * 48].astype(int), strip[:48, 4 * 48 :].astype(int)
+    assert np.abs(fused - true).mean() > 1  # the fused face is not the speaker's own face

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .preprocess import ARCFACE_SIZE, ARCFACE_TEMPLATE, align_face, similarity_transform, transform_landmarks
 
@@ -122,8 +123,6 @@ def read_photo(image_or_path, *, path: str | Path | None = None) -> tuple[np.nda
     Accepts a file path (any format Pillow reads; the EXIF orientation of phone
     photos is applied), a PIL image, or an array (H, W), (H, W, 3) or (H, W, 4)
     (alpha is dropped). ``path`` names an array in error messages."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if isinstance(image_or_path, (str, Path)):
         file = Path(image_or_path)
         name = str(file)

@@ -33,6 +33,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import soundfile as sf
+from PIL import Image, UnidentifiedImageError
 
 from ..data.faces import align_photo
 from ..data.io import LANDMARK_COLUMNS
@@ -53,8 +56,6 @@ FUSED_ZOOM = 0.8  # the fused face shows a little hair and jaw around the ArcFac
 
 def read_voice(path: str | Path) -> np.ndarray:
     """A voice file as 16 kHz mono float32 samples; ValueError naming the file if it cannot be used."""
-    import soundfile as sf
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--voice {path}: no such file")
@@ -75,8 +76,6 @@ def read_voice(path: str | Path) -> np.ndarray:
 
 def _landmarks_table(folder: Path) -> dict[str, np.ndarray]:
     """file name (relative to ``folder``) -> (5, 2) landmarks from ``metadata.csv``, if it has them."""
-    import pandas as pd
-
     table = folder / "metadata.csv"
     if not table.is_file():
         return {}
@@ -105,8 +104,6 @@ def read_face_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[s
     template = fusion_template(CANVAS_SIZE, CANVAS_ZOOM)
     images, landmarks = [], []
     if known and all(n in known for n in names):
-        from PIL import Image, UnidentifiedImageError
-
         for path, name in zip(files, names):
             try:
                 with Image.open(path) as im:
@@ -160,8 +157,6 @@ def _check_paths(args) -> tuple[Path, Path, Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     models, faces, out = _check_paths(args)
     wave = read_voice(args.voice)
     images, landmarks, names = read_face_folder(faces)

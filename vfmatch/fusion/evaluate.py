@@ -50,7 +50,7 @@ from ..matching import emd
 from ..metaproperties import get_metaproperty
 from .reconstruct import AlignedFaces, align_to_template, fuse_aligned, match_weights, select_best_matches
 
-__all__ = ["evaluate_fusion", "fusion_sweep", "identity_bootstrap", "DEFAULT_SWEEP", "FusionGallery"]
+__all__ = ["evaluate_fusion", "fusion_sweep", "fusion_strip", "identity_bootstrap", "DEFAULT_SWEEP", "FusionGallery"]
 
 RETRIEVAL_KS = (1, 5, 10)
 # The rules the sweep tries by default: top N, top P % and the threshold rule (the matcher's threshold).
@@ -362,3 +362,26 @@ def fusion_sweep(
                                 f"{fig}.matched_ci": e["matched_ci"], f"{fig}.matched_minus_random_ci": e["matched_minus_random_ci"]})
             rows.append(row)
     return rows
+
+
+def fusion_strip(
+    scores, images, landmarks, voice_speakers, face_speakers, voices, *, top_n: int = 5, shown: int = 3,
+    weighted: bool = False, method: str = "morph", size: int = 112, zoom: float = 0.8, exclude_own: bool = True,
+) -> np.ndarray:
+    """A picture for a report: one row per voice in ``voices`` (row indices of ``scores``):
+    its ``shown`` best-matching faces, then the fused face, then the speaker's own first face.
+
+    Every tile is aligned to the same template (``size``, ``zoom``); returns uint8
+    (len(voices) * size, (shown + 2) * size, 3). Arguments as in :func:`evaluate_fusion`."""
+    S, vs, fs = _check_inputs(scores, images, landmarks, voice_speakers, face_speakers, {})
+    rows = []
+    for v in np.asarray(voices, dtype=int):
+        (chosen,), (w,), _ = _selections(S[v : v + 1], vs[v : v + 1], fs, {"top_n": top_n}, weighted, exclude_own)
+        aligned = align_to_template(np.asarray(images)[chosen], np.asarray(landmarks)[chosen], size=size, zoom=zoom)
+        fused, _ = fuse_aligned(aligned, w, method=method)
+        own = np.flatnonzero(fs == vs[v])
+        true = align_to_template(np.asarray(images)[own[:1]], np.asarray(landmarks)[own[:1]], size=size, zoom=zoom).images
+        tiles = list(aligned.images[:shown]) + [np.zeros_like(fused)] * max(0, shown - len(chosen)) + [fused]
+        tiles.append(true[0] if len(own) else np.zeros_like(fused))
+        rows.append(np.concatenate(tiles, axis=1))
+    return (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255 + 0.5).astype(np.uint8)
