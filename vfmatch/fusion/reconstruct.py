@@ -45,11 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.interpolate import LinearNDInterpolator
-from scipy.ndimage import map_coordinates
 from scipy.spatial import Delaunay
 
 from ..data.preprocess import ARCFACE_SIZE, ARCFACE_TEMPLATE, AlignFaces, similarity_transform, transform_landmarks
+from ..utils import batches, limit_threads
 
 __all__ = [
     "FUSION_METHODS",
@@ -211,7 +210,8 @@ def align_to_template(images, landmarks, *, size: int = 112, zoom: float = 1.0) 
     # An extra channel, aligned with the image, marks where each output pixel has data: 1 inside,
     # falling to 0 over the outer few pixels, so the frames of the sources do not show in the average.
     x = torch.cat([x, torch.as_tensor(_edge_taper(*imgs.shape[1:3])).expand(len(x), 1, -1, -1)], dim=1)
-    out = AlignFaces(int(size), template=tpl)(x, torch.as_tensor(lms[:, :5], dtype=torch.float32))
+    with limit_threads():
+        out = AlignFaces(int(size), template=tpl)(x, torch.as_tensor(lms[:, :5], dtype=torch.float32))
     out = out.permute(0, 2, 3, 1).numpy()
     moved = np.stack([transform_landmarks(lm, similarity_transform(lm[:5], tpl)) for lm in lms])
     return AlignedFaces(np.ascontiguousarray(out[..., :-1]), np.ascontiguousarray(out[..., -1]), moved)
@@ -254,12 +254,14 @@ def warp_to_shape(images: np.ndarray, landmarks: np.ndarray, shape: np.ndarray) 
     a Delaunay triangulation (:class:`scipy.spatial.Delaunay`, computed once
     for all faces). For each output pixel we need the point of the source face
     that lands there; inside a triangle that map is the affine one taking the
-    triangle's corners to the face's corresponding landmarks, which is exactly
-    linear interpolation of the face's landmark coordinates over the triangle
-    (:class:`scipy.interpolate.LinearNDInterpolator`, every face at once). So
-    this is :class:`skimage.transform.PiecewiseAffineTransform` (the tests check
-    that they agree), a hundred times faster. The source is then read there
-    with bilinear interpolation (:func:`scipy.ndimage.map_coordinates`).
+    triangle's corners to the face's corresponding landmarks, which is the
+    pixel's barycentric coordinates in the target triangle applied to the
+    face's corners (linear interpolation over the triangle; every face at
+    once, since they share the triangulation). So this is
+    :class:`skimage.transform.PiecewiseAffineTransform` (the tests check that
+    they agree), a hundred times faster. The source is then read there
+    with bilinear interpolation (:func:`torch.nn.functional.grid_sample`, as
+    :class:`vfmatch.data.preprocess.AlignFaces` does).
     Landmarks outside the image are clipped onto its border first, so no
     triangle folds over the frame.
     """
@@ -276,13 +278,25 @@ def warp_to_shape(images: np.ndarray, landmarks: np.ndarray, shape: np.ndarray) 
     src = np.concatenate([np.clip(lms, 0, H - 1), np.broadcast_to(border, (n, *border.shape))], axis=1)  # (n, K + 8, 2)
     rows, cols = np.mgrid[:H, :W]
     grid = np.column_stack([cols.ravel(), rows.ravel()]).astype(np.float64)  # output pixels as (x, y)
-    # Output pixel -> source point, for all faces: values (K + 8, n * 2) interpolated at every pixel.
-    maps = LinearNDInterpolator(Delaunay(dst), src.transpose(1, 0, 2).reshape(len(dst), n * 2))(grid).reshape(-1, n, 2)
+    # Output pixel -> source point, for all faces at once: find each pixel's triangle and its
+    # barycentric coordinates there (scipy's Delaunay.transform recipe), then mix the source
+    # landmarks at the triangle's corners with those weights.
+    tri = Delaunay(dst)
+    simplex = tri.find_simplex(grid)
+    with limit_threads():  # the transforms are tiny LAPACK solves: threads only spin (0.5 s on a busy CPU)
+        T = tri.transform[simplex]  # (pixels, 3, 2): inverse affine of each pixel's triangle and its offset
+    bary = np.einsum("pij,pj->pi", T[:, :2], grid - T[:, 2])
+    bary = np.column_stack([bary, 1.0 - bary.sum(1)])  # (pixels, 3)
+    corners = tri.simplices[simplex]  # (pixels, 3): the triangle's corner points
     out = np.empty_like(imgs)
-    for i in range(n):
-        xy = maps[:, i]
-        for c in range(C):
-            out[i, ..., c] = map_coordinates(imgs[i, ..., c], [xy[:, 1], xy[:, 0]], order=1, mode="nearest").reshape(H, W)
+    for sl in batches(n, 64):  # bounded memory for a large gallery
+        xy = np.einsum("pc,npcd->npd", bary, src[sl][:, corners])  # (faces, pixels, 2): where to read each face
+        # Read there with bilinear interpolation; grid_sample wants [-1, 1] (align_corners=False) coordinates.
+        grid_n = torch.as_tensor((2 * xy + 1) / H - 1, dtype=torch.float32).view(-1, H, W, 2)
+        x = torch.as_tensor(imgs[sl]).permute(0, 3, 1, 2)
+        with limit_threads():
+            y = torch.nn.functional.grid_sample(x, grid_n, mode="bilinear", padding_mode="border", align_corners=False)
+        out[sl] = y.permute(0, 2, 3, 1).numpy()
     return out
 
 
