@@ -259,7 +259,7 @@ def warp_to_shape(images: np.ndarray, landmarks: np.ndarray, shape: np.ndarray) 
     face's corners (linear interpolation over the triangle; every face at
     once, since they share the triangulation). So this is
     :class:`skimage.transform.PiecewiseAffineTransform` (the tests check that
-    they agree), a hundred times faster. The source is then read there
+    they agree), many times faster. The source is then read there
     with bilinear interpolation (:func:`torch.nn.functional.grid_sample`, as
     :class:`vfmatch.data.preprocess.AlignFaces` does).
     Landmarks outside the image are clipped onto its border first, so no
@@ -283,6 +283,8 @@ def warp_to_shape(images: np.ndarray, landmarks: np.ndarray, shape: np.ndarray) 
     # landmarks at the triangle's corners with those weights.
     tri = Delaunay(dst)
     simplex = tri.find_simplex(grid)
+    if np.any(simplex < 0):  # cannot happen while the border points enclose every pixel centre
+        raise RuntimeError("warp_to_shape: some pixels fall outside the triangulation")
     with limit_threads():  # the transforms are tiny LAPACK solves: threads only spin (0.5 s on a busy CPU)
         T = tri.transform[simplex]  # (pixels, 3, 2): inverse affine of each pixel's triangle and its offset
     bary = np.einsum("pij,pj->pi", T[:, :2], grid - T[:, 2])
