@@ -180,6 +180,21 @@ class HFSpeechEncoder(Encoder):
         _hash_model_folder(h, self.model_id)
 
 
+def _image_batches(encoder, items, landmarks, batch_size: int, progress: bool, forward) -> np.ndarray:
+    """The batched loop of the pretrained image encoders: align on the landmarks (when
+    the encoder's ``align`` is set), resize to its input size, normalise with its mean
+    and std, run ``forward`` on the device. Returns (n_items, dim) float32."""
+    device = default_device(encoder.kwargs["device"])
+    encoder.to(device)
+    lm = landmarks if encoder.kwargs["align"] else None
+    rows = []
+    for sl in progress_bar(batches(len(items), batch_size), progress, encoder.name, None):
+        x = images_to_tensor(items[sl], encoder.input_size, None if lm is None else lm[sl]).to(device)
+        rows.append(forward((x - encoder.mean) / encoder.std).float().cpu().numpy())
+    encoder.cpu()
+    return np.concatenate(rows).astype(np.float32)
+
+
 @register_encoder("timm:")
 class TimmEncoder(Encoder):
     """Any timm backbone as a face encoder: ``timm.create_model(name, num_classes=0)``.
@@ -244,15 +259,7 @@ class TimmEncoder(Encoder):
 
     @torch.no_grad()
     def _encode(self, items, *, landmarks=None, batch_size=32, progress=False):
-        device = default_device(self.kwargs["device"])
-        self.to(device)
-        lm = landmarks if self.kwargs["align"] else None
-        rows = []
-        for sl in progress_bar(batches(len(items), batch_size), progress, self.name, None):
-            x = images_to_tensor(items[sl], self.input_size, None if lm is None else lm[sl]).to(device)
-            rows.append(self.model((x - self.mean) / self.std).float().cpu().numpy())
-        self.cpu()
-        return np.concatenate(rows).astype(np.float32)
+        return _image_batches(self, items, landmarks, batch_size, progress, self.model)
 
 
 @register_encoder("hf-image:")
@@ -299,22 +306,17 @@ class HFImageEncoder(Encoder):
 
     @torch.no_grad()
     def _encode(self, items, *, landmarks=None, batch_size=32, progress=False):
-        device = default_device(self.kwargs["device"])
-        self.to(device)
-        lm = landmarks if self.kwargs["align"] else None
-        rows = []
-        for sl in progress_bar(batches(len(items), batch_size), progress, self.name, None):
-            x = images_to_tensor(items[sl], self.input_size, None if lm is None else lm[sl]).to(device)
-            out = self.model(pixel_values=(x - self.mean) / self.std)
-            if self.head == "classifier":
-                rows.append(out.logits.softmax(dim=-1).float().cpu().numpy())
-                continue
-            pooled = getattr(out, "pooler_output", None)
-            if pooled is None:
-                pooled = out.last_hidden_state[:, 0]
-            rows.append(pooled.flatten(1).float().cpu().numpy())
-        self.cpu()
-        return np.concatenate(rows).astype(np.float32)
+        return _image_batches(self, items, landmarks, batch_size, progress, self._forward)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images -> (B, dim): class probabilities, or the pooled embedding."""
+        out = self.model(pixel_values=x)
+        if self.head == "classifier":
+            return out.logits.softmax(dim=-1)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            pooled = out.last_hidden_state[:, 0]
+        return pooled.flatten(1)
 
     def _hash_weights(self, h) -> None:
         _hash_model_folder(h, self.model_id)
