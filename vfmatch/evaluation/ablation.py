@@ -71,6 +71,17 @@ def ablation_variants(metaproperties: Sequence[str], kinds: Sequence[str] = ABLA
     return out
 
 
+def _paired_inputs(labels, scores_a, scores_b, groups, level: float):
+    """The checks both paired intervals make: ``(labels, scores_a, scores_b)`` as arrays."""
+    y = np.asarray(labels)
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+    if not (y.shape == a.shape == b.shape == np.shape(groups)) or y.ndim != 1 or y.size == 0:
+        raise ValueError("labels, both score sets and groups must be non-empty 1-D arrays of equal length")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return y, a, b
+
+
 def paired_auc_delta_ci(labels, scores_a, scores_b, groups, *, n_boot: int = 1000, level: float = 0.95,
                         seed: int = 0) -> tuple[float, float]:
     """Identity-bootstrap interval of ``AUC(b) - AUC(a)`` on the same pairs.
@@ -78,12 +89,8 @@ def paired_auc_delta_ci(labels, scores_a, scores_b, groups, *, n_boot: int = 100
     ``labels``, ``scores_a``, ``scores_b``, ``groups`` (the probe identity of each
     pair): shape (n,). Each bootstrap sample weights every pair by how often its
     identity was drawn, and computes both AUCs under that one weighting."""
-    y = np.asarray(labels).astype(bool)
-    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
-    if not (y.shape == a.shape == b.shape == np.shape(groups)) or y.ndim != 1 or y.size == 0:
-        raise ValueError("labels, both score sets and groups must be non-empty 1-D arrays of equal length")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    y, a, b = _paired_inputs(labels, scores_a, scores_b, groups, level)
+    y = y.astype(bool)
     g, k = identity_resamples(groups, n_boot, seed)
     w = k[:, g]
     delta = weighted_roc_auc(y, b, w) - weighted_roc_auc(y, a, w)
@@ -103,12 +110,7 @@ def paired_delta_ci(metric, labels, scores_a, scores_b, groups, *, n_boot: int =
     probabilities are calibrated: ``paired_delta_ci(expected_calibration_error,
     labels, p_before, p_after, probe_identity)`` (:mod:`vfmatch.matching.calibration`).
     Same resampling as :func:`paired_auc_delta_ci`."""
-    y = np.asarray(labels)
-    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
-    if not (y.shape == a.shape == b.shape == np.shape(groups)) or y.ndim != 1 or y.size == 0:
-        raise ValueError("labels, both score sets and groups must be non-empty 1-D arrays of equal length")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    y, a, b = _paired_inputs(labels, scores_a, scores_b, groups, level)
     g, k = identity_resamples(groups, n_boot, seed)
     delta = [metric(y, b, sample_weight=w) - metric(y, a, sample_weight=w) for w in k[:, g]]
     lo, hi = np.quantile(delta, [(1 - level) / 2, (1 + level) / 2])
