@@ -285,6 +285,23 @@ def test_vfmatch_run_quick_end_to_end(tmp_path):
     back = MetapropertyMatcher.load(out / "models" / "matcher")
     assert back.threshold_ == pytest.approx(m["matcher"]["threshold"])
     assert (out / "index.html").exists()
+    # every method on the same lists (issue 11): the metaproperty entry is evaluation.test itself
+    assert list(m["methods"]) == ["metaproperty", "triplet", "weighted_triplet", "contrastive", "sss", "hybrid"]
+    assert m["methods"]["metaproperty"]["identification_1to2_vf"] == m["evaluation"]["test"]["identification_1to2_vf"]
+    for name, entry in m["methods"].items():
+        assert set(m["evaluation"]["test"]) <= set(entry), name
+        for key in ("identification_1to2_vf", "identification_1to2_vf_gender_restricted"):
+            lo, hi = entry[f"{key}_ci"]
+            assert 0 <= lo <= entry[key] <= hi <= 1, (name, key)
+        assert "mean_rank" in entry["percentile_recall"]
+    assert m["methods"]["hybrid"]["embedding"] in m["methods"]
+    assert f"embedding:{m['methods']['hybrid']['embedding']}" in m["methods"]["hybrid"]["weights"]
+    hybrid = MetapropertyMatcher.load(out / "models" / "hybrid_matcher")
+    assert hybrid.metaproperties_[-1].startswith("embedding:")
+    from vfmatch.embeddings import load_method
+
+    assert load_method(out / "models" / "methods" / "sss").name == "sss"
+    assert (out / "plots" / "methods.png").exists() and "Methods on the same test people" in (out / "index.html").read_text()
 
 
 # ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 * ``prepare``  stages 1-3 (population, split by role, extracted tables and their
   cache) and the matcher as the job makes it: what chapters 05-07 and the
   widgets import
+* ``methods``  every method (metaproperties, embeddings, hybrid) on the same people and lists
 * ``report``   figures (HTML + PNG) and the report folder
 * ``run``      the ``vfmatch run`` command: the whole job and its report
 
@@ -11,9 +12,10 @@ Book chapters 05-07 start from :func:`vfmatch.job.prepare.prepare`.
 
 import importlib
 
+from .methods import *  # noqa: F401,F403
 from .prepare import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .run import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("prepare", "report", "run") for n in importlib.import_module(f".{m}", __name__).__all__]
+__all__ = [n for m in ("methods", "prepare", "report", "run") for n in importlib.import_module(f".{m}", __name__).__all__]

@@ -111,6 +111,8 @@ class RunConfig:
     eps_weak: float = 0.6
     extractors: str = "default"
     metaproperties: list | None = None  # None: every default metaproperty the population has
+    methods: list | None = None  # None: every method (vfmatch.job.methods.list_methods)
+    embedding_train: str = "all"  # who the embeddings learn from: all | subset | all+subset
     cache: bool = True
     progress: bool = True
     overwrite: bool = False

@@ -105,6 +105,8 @@ def plotly_to_matplotlib(fig):
             err = None
             if t.error_y is not None and t.error_y.array is not None:
                 err = np.asarray(t.error_y.array, dtype=float)
+                if t.error_y.arrayminus is not None:  # asymmetric, e.g. a bootstrap interval
+                    err = np.stack([np.asarray(t.error_y.arrayminus, dtype=float), err])
             if horizontal:
                 ax.barh(pos, vals, height=width, color=color, label=label)
                 ax.set_yticks(np.arange(len(cats)), cats)
@@ -211,14 +213,22 @@ def level_histogram_figure(level, same, threshold: float, title: str = "Level of
 
 
 def identification_figure(evaluation: Mapping[str, Mapping[str, float]], title: str = "1:2 voice-to-face identification"):
-    """Bars of the two 1:2 protocols for each model (``{model: metrics}``), chance at 0.5."""
+    """Bars of the two 1:2 protocols for each model or method (``{name: metrics}``), chance at 0.5.
+
+    Where a metrics dict has ``identification_1to2_vf_ci`` (or the
+    same-gender one), ``[low, high]``, the bar carries that interval."""
     keys = [("identification_1to2_vf", "any other face"), ("identification_1to2_vf_gender_restricted", "same-gender other face")]
     fig = go.Figure()
     for i, (key, label) in enumerate(keys):
-        fig.add_bar(x=list(evaluation), y=[evaluation[m].get(key, np.nan) for m in evaluation], name=label,
-                    marker_color=_PALETTE[i])
+        y = np.asarray([evaluation[m].get(key, np.nan) for m in evaluation], dtype=float)
+        ci = np.asarray([evaluation[m].get(f"{key}_ci") or [np.nan, np.nan] for m in evaluation], dtype=float)
+        error = None
+        if np.isfinite(ci).any():
+            error = dict(type="data", array=np.nan_to_num(ci[:, 1] - y), arrayminus=np.nan_to_num(y - ci[:, 0]))
+        fig.add_bar(x=list(evaluation), y=y, name=label, marker_color=_PALETTE[i], error_y=error)
     fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
-    fig.update_layout(title=title, barmode="group", yaxis_title="accuracy", yaxis_range=[0, 1], template="plotly_white")
+    fig.update_layout(title=title, barmode="group", xaxis_title="model or method", yaxis_title="1:2 accuracy (fraction correct)",
+                      yaxis_range=[0, 1], template="plotly_white")
     return fig
 
 
@@ -313,6 +323,18 @@ def write_index(folder: str | Path, metrics: Mapping, figures: Mapping[str, str]
                     )
                 ) + "</tr>"
             )
+    method_rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            name, _fmt(m.get("identification_1to2_vf")), _interval(m.get("identification_1to2_vf_ci")),
+            _fmt(m.get("identification_1to2_vf_gender_restricted")),
+            _interval(m.get("identification_1to2_vf_gender_restricted_ci")), _fmt(m.get("auc")), _fmt(m.get("eer")),
+        )) + "</tr>"
+        for name, m in metrics.get("methods", {}).items()
+    )
+    methods_html = "" if not method_rows else (
+        "<h2>Methods on the same test people and lists</h2><table><tr><th>method</th><th>1:2 V&rarr;F</th><th>95% CI</th>"
+        "<th>same gender</th><th>95% CI</th><th>AUC</th><th>EER</th></tr>" + method_rows + "</table>"
+    )
     figs = "\n".join(
         f'<h3>{html.escape(title)}</h3><a href="{name}.html"><img src="{name}.png" style="max-width:720px"></a>'
         for name, title in figures.items()
@@ -324,6 +346,7 @@ def write_index(folder: str | Path, metrics: Mapping, figures: Mapping[str, str]
 <p>Population: {html.escape(str(metrics.get('population', {}).get('description', '')))}</p>
 <table><tr><th>model</th><th>1:2 V&rarr;F</th><th>1:2 V&rarr;F same gender</th><th>AUC</th><th>EER</th></tr>
 {''.join(rows)}</table>
+{methods_html}
 <ul>{note_html}</ul>
 <p>All numbers: <a href="metrics.json">metrics.json</a>; weights: <a href="weights.json">weights.json</a>.
 Click a figure for its interactive version.</p>
@@ -336,3 +359,7 @@ Click a figure for its interactive version.</p>
 
 def _fmt(v) -> str:
     return "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{float(v):.3f}"
+
+
+def _interval(ci) -> str:
+    return "" if not ci else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"

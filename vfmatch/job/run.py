@@ -12,8 +12,11 @@ Stages (each timed in ``metrics.json``, with a progress bar)::
     5. baselines    the same matcher fed ground-truth metaproperties (oracle
                     bound) and a gender-only matcher (floor)
     6. difficulty   easy / medium / hard retraining strategies, scored on test
-    7. evaluation   1:2 identification (both protocols), AUC, EER on the test identities
-    8. report       metrics.json, weights.json, plots (HTML + PNG), saved models
+    7. methods      the learned embeddings (triplet, weighted triplet, SSS, contrastive)
+                    and the hybrid, trained and scored on the same people and lists
+                    (:mod:`vfmatch.job.methods`; ``--methods`` chooses)
+    8. evaluation   1:2 identification (both protocols), AUC, EER on the test identities
+    9. report       metrics.json, weights.json, plots (HTML + PNG), saved models
 
 Stages 1-3 and the matcher helpers live in :mod:`vfmatch.job.prepare`, which
 the book (chapters 05-07) and the widgets share; this module is the command
@@ -39,7 +42,7 @@ from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
 from ..config import default_device
-from ..evaluation.summary import evaluate_similarity, subgroup_report
+from ..evaluation.summary import subgroup_report
 from ..matching.classifiers import list_classifiers
 from ..matching.difficulty import check_eps, compare_strategies
 from ..matching.distances import list_distances, resolve_distances
@@ -48,6 +51,15 @@ from ..matching.threshold import THRESHOLD_RULES
 from ..metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty, list_metaproperties
 from ..simulator.traits import DEFAULT_N_IDENTITIES
 from . import report
+from .methods import (
+    EMBEDDING_TRAINING,
+    check_methods,
+    compare_methods,
+    evaluate_scores,
+    list_methods,
+    methods_metrics,
+    save_methods,
+)
 from .prepare import (
     EXTRACTOR_PRESETS,
     QUICK_IDENTITIES,
@@ -74,26 +86,11 @@ _MARKER = ".vfmatch_report"  # marks a folder this job writes, so a re-run may w
 
 
 def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part, test_pairs, seed: int) -> tuple[dict, np.ndarray]:
-    """Identification, AUC and EER on every voice-face pair of ``part`` (via
-    :func:`vfmatch.evaluation.summary.evaluate_similarity`), plus match / no-match
-    decision rates at the validation threshold on balanced test pairs."""
+    """Identification, AUC and EER on every voice-face pair of ``part``, plus match /
+    no-match decision rates at the validation threshold on balanced test pairs
+    (:func:`vfmatch.job.methods.evaluate_scores`)."""
     S = matcher.similarity_matrix(voice_table, face_table)
-    metrics = dict(
-        evaluate_similarity(
-            S, part.voice_speakers, part.face_speakers,
-            voice_gender=part.labels("gender", "voice") if part.has_metaproperty("gender") else None,
-            face_gender=part.labels("gender", "face") if part.has_metaproperty("gender") else None,
-            seed=seed,
-        )
-    )
-    vi, fi = test_pairs["voice_index"].to_numpy(), test_pairs["face_index"].to_numpy()
-    y = test_pairs["label"].to_numpy().astype(bool)
-    decided = S[vi, fi] >= matcher.threshold_
-    metrics["decision_accuracy"] = float(np.mean(decided == y))
-    metrics["false_match_rate"] = float(np.mean(decided[~y]))
-    metrics["false_non_match_rate"] = float(np.mean(~decided[y]))
-    metrics["threshold"] = float(matcher.threshold_)
-    return metrics, S
+    return evaluate_scores(S, part, test_pairs, matcher.threshold_, seed), S
 
 
 def subgroups(S: np.ndarray, part, seed: int) -> dict:
@@ -142,6 +139,11 @@ def _check_options(config: RunConfig) -> None:
         raise ValueError(f"--extractors must be one of {EXTRACTOR_PRESETS}, got {config.extractors!r}")
     if not 0.0 <= config.concordance <= 1.0:
         raise ValueError(f"--concordance must be in [0, 1], got {config.concordance}")
+    check_methods(config.methods)
+    if config.embedding_train not in EMBEDDING_TRAINING:
+        raise ValueError(f"--embedding-train must be one of {EMBEDDING_TRAINING}, got {config.embedding_train!r}")
+    if config.embedding_train != "all" and not config.subset:
+        raise ValueError(f"--embedding-train {config.embedding_train}: needs --subset (the homogeneous population)")
 
 
 def run(config: RunConfig) -> dict:
@@ -155,7 +157,7 @@ def _run(config: RunConfig) -> dict:
     _check_out(out, config.overwrite)
     _check_options(config)
     timing: dict = {}
-    stages = ["population", "split", "extractors", "matcher", "baselines", "difficulty", "evaluation", "report"]
+    stages = ["population", "split", "extractors", "matcher", "baselines", "difficulty", "methods", "evaluation", "report"]
     bar = tqdm(total=len(stages), desc="vfmatch run", disable=not config.progress, unit="stage")
 
     def stage(name):
@@ -194,9 +196,16 @@ def _run(config: RunConfig) -> dict:
     counts = strategies.attrs["category_counts"]
     done("difficulty", t0)
 
+    t0 = stage("methods")
+    scores = compare_methods(data, pairs, config, matcher=matcher, methods=config.methods, progress=config.progress)
+    done("methods", t0)
+
     t0 = stage("evaluation")
     test = data.parts["test"]
-    ev_test, S_test = evaluate_matcher(matcher, *data.tables("test"), test, pairs["test"], config.seed)
+    if "metaproperty" in scores:  # scored with every other method on the same lists
+        ev_test, S_test = scores["metaproperty"].metrics, scores["metaproperty"].similarity
+    else:
+        ev_test, S_test = evaluate_matcher(matcher, *data.tables("test"), test, pairs["test"], config.seed)
     ev_oracle, S_oracle = evaluate_matcher(oracle, *data.oracle_tables("test"), test, pairs["test"], config.seed)
     evaluation = {"test": ev_test, "oracle": ev_oracle}
     S_gender = None
@@ -225,6 +234,7 @@ def _run(config: RunConfig) -> dict:
         "oracle_matcher": {"weights": oracle.weights, "threshold": oracle.threshold_},
         "gender_only_matcher": {"weights": gender_only.weights, "threshold": gender_only.threshold_} if gender_only else None,
         "evaluation": evaluation,
+        "methods": methods_metrics(scores, config),
         "subgroups": by_group,
         "difficulty": {
             "eps_strong": config.eps_strong, "eps_weak": config.eps_weak,
@@ -238,6 +248,7 @@ def _run(config: RunConfig) -> dict:
     }
     metrics["timing_seconds"]["extractor_detail"] = data.timing
     _write_report(out, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs)
+    save_methods(scores, out / "models")
     done("report", t0)
     bar.close()
     metrics["timing_seconds"]["total"] = round(sum(v for v in timing.values() if isinstance(v, (int, float))), 3)
@@ -297,6 +308,11 @@ def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strate
         "roc": (report.roc_figure(curves), "ROC on the test identities"),
         "level_histogram": (report.level_histogram_figure(S_test.ravel(), same.ravel(), matcher.threshold_), "Level of match, same vs different people"),
         "identification": (report.identification_figure({k: v for k, v in metrics["evaluation"].items()}), "1:2 identification"),
+        "methods": (report.identification_figure(
+            {**metrics["methods"], "all-truth oracle": metrics["evaluation"]["oracle"],
+             **({"gender only": metrics["evaluation"]["gender_only"]} if "gender_only" in metrics["evaluation"] else {})},
+            title="1:2 V→F of every method on the same test lists (95% identity-bootstrap CIs)"),
+            "Methods: metaproperties, learned embeddings, hybrid"),
         "difficulty": (report.difficulty_figure(strategies), "Retraining by difficulty"),
     }
     if data.extractor_quality:
@@ -348,6 +364,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extractors", default=d.extractors, choices=list(EXTRACTOR_PRESETS),
                         help="default: the extractor module's own set, with vision transformers for skin tone (the "
                              "default); fast: logistic regression instead of the vision transformers (quicker on a CPU)")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="NAME", choices=list_methods(),
+                        help=f"methods to train and compare (default: all of {', '.join(list_methods())})")
+    parser.add_argument("--embedding-train", dest="embedding_train", default=d.embedding_train, choices=EMBEDDING_TRAINING,
+                        help="who the embeddings learn from with --subset: all train identities (default), the "
+                             "subset's only, or all then fine-tuned on the subset (seed 001's recipe)")
     parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute the population and features")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
@@ -370,4 +391,10 @@ def main(args: argparse.Namespace) -> int:
             label = {"test": "extracted metaproperties", "oracle": "oracle (ground truth)", "gender_only": "gender only (floor)"}.get(name, name)
             print(f"    {label:<26} {m['identification_1to2_vf']:.3f} / {m['identification_1to2_vf_gender_restricted']:.3f}"
                   f"   AUC {m['auc']:.3f}   EER {m['eer']:.3f}")
+    if metrics.get("methods"):
+        print("  every method on the same test lists: 1:2 V->F [95% CI] / same gender [95% CI]:")
+        for name, m in metrics["methods"].items():
+            ci, cig = m.get("identification_1to2_vf_ci", [np.nan] * 2), m.get("identification_1to2_vf_gender_restricted_ci", [np.nan] * 2)
+            print(f"    {name:<26} {m['identification_1to2_vf']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] / "
+                  f"{m.get('identification_1to2_vf_gender_restricted', np.nan):.3f} [{cig[0]:.3f}, {cig[1]:.3f}]")
     return 0

@@ -54,6 +54,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..metaproperties import Metaproperty, get_metaproperty
+from .tables import is_embedding_column
 
 __all__ = [
     "register_distance",
@@ -291,7 +292,10 @@ def pairwise_distance(name: str, p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def default_distance(metaproperty: str | Metaproperty) -> str:
-    """``"emd"`` for ordered values (age bins, skin type, weight, BMI), else ``"jensen_shannon"``."""
+    """``"emd"`` for ordered values (age bins, skin type, weight, BMI), ``"cosine"``
+    for an embedding column (the hybrid), else ``"jensen_shannon"``."""
+    if isinstance(metaproperty, str) and is_embedding_column(metaproperty):
+        return "cosine"
     return "emd" if get_metaproperty(metaproperty).is_ordered else "jensen_shannon"
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..metaproperties import get_metaproperty
-from .tables import MetapropertyTable, table_sides
+from .tables import MetapropertyTable, is_embedding_column, table_sides
 
 __all__ = ["MatchExplanation", "shapley_contributions", "build_explanation", "MAX_SHAPLEY_FEATURES"]
 
@@ -154,16 +154,20 @@ def build_explanation(matcher, voice_table: MetapropertyTable, face_table: Metap
     standardized = matcher.standardize(D)[0]
     rows, voice, face = [], {}, {}
     for m, name in enumerate(matcher.metaproperties_):
-        mp = get_metaproperty(name)
         p, q = table_sides(voice_table, face_table, name)
-        voice[name] = dict(zip(mp.values, map(float, p[vi])))
-        face[name] = dict(zip(mp.values, map(float, q[fi])))
+        voice_top = face_top = "(learned embedding)"
+        if not is_embedding_column(name):  # an embedding has no values to show, only its distance
+            mp = get_metaproperty(name)
+            voice[name] = dict(zip(mp.values, map(float, p[vi])))
+            face[name] = dict(zip(mp.values, map(float, q[fi])))
+            voice_top = f"{mp.values[int(np.argmax(p[vi]))]} ({p[vi].max():.2f})"
+            face_top = f"{mp.values[int(np.argmax(q[fi]))]} ({q[fi].max():.2f})"
         rows.append(
             {
                 "metaproperty": name,
                 "distance_function": matcher.distances_[name],
-                "voice_top": f"{mp.values[int(np.argmax(p[vi]))]} ({p[vi].max():.2f})",
-                "face_top": f"{mp.values[int(np.argmax(q[fi]))]} ({q[fi].max():.2f})",
+                "voice_top": voice_top,
+                "face_top": face_top,
                 "distance": float(D[0, m]),
                 "mean": float(matcher.mean_[m]),
                 "std": float(matcher.std_[m]),

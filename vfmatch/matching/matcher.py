@@ -84,7 +84,7 @@ from .classifiers import create_classifier, list_classifiers
 from .distances import paired_distance, pairwise_distance, resolve_distances
 from .explain import MatchExplanation, build_explanation, shapley_contributions
 from .persist import load_matcher, matcher_to_dict, save_matcher
-from .tables import MetapropertyTable, as_pairs, check_labels, table_sides
+from .tables import MetapropertyTable, as_pairs, check_labels, is_embedding_column, table_sides
 from .threshold import THRESHOLD_RULES, choose_threshold
 
 __all__ = ["MetapropertyMatcher"]
@@ -175,7 +175,7 @@ class MetapropertyMatcher(BaseEstimator):
     # ----------------------------------------------------------- set-up
     def _resolve_names(self, table: MetapropertyTable | None = None) -> list[str]:
         if self.metaproperties is not None:
-            names = [get_metaproperty(n).name for n in self.metaproperties]
+            names = [n if is_embedding_column(n) else get_metaproperty(n).name for n in self.metaproperties]
         elif table is not None:
             names = [n for n in DEFAULT_METAPROPERTIES if n in table] + [
                 n for n in table if n not in DEFAULT_METAPROPERTIES

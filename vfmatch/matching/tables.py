@@ -12,6 +12,13 @@ without training extractors.
 (``voice_index``, ``face_index``, ``label``: 1 = same person) or a tuple of
 those arrays; :func:`as_pairs` reads either.
 
+*Embedding columns* (the hybrid of issue 11): a table may also hold a learned
+embedding under a key ``"embedding:<method>"`` (:func:`embedding_column`), an
+``(n_items, dim)`` array of L2-normalised vectors rather than probabilities.
+The matcher treats it as one more column of its distance vector (cosine
+distance by default), so its weight is derived exactly as a metaproperty's and
+every explanation shows its contribution (:func:`with_embedding`).
+
 Book chapters: ``book/05_distances_and_weights.ipynb`` (oracle bound),
 ``book/08_evaluation.ipynb`` (noisy tables).
 """
@@ -28,6 +35,10 @@ from ..utils import one_hot
 
 __all__ = [
     "MetapropertyTable",
+    "EMBEDDING_PREFIX",
+    "embedding_column",
+    "is_embedding_column",
+    "with_embedding",
     "select_rows",
     "table_sides",
     "as_pairs",
@@ -37,6 +48,34 @@ __all__ = [
 ]
 
 MetapropertyTable = Mapping[str, np.ndarray]
+
+EMBEDDING_PREFIX = "embedding:"
+
+
+def embedding_column(method: str) -> str:
+    """The table key of the embedding learned by ``method``: ``"embedding:<method>"``."""
+    return f"{EMBEDDING_PREFIX}{method}"
+
+
+def is_embedding_column(name: str) -> bool:
+    """True for an embedding column (``"embedding:..."``), False for a metaproperty."""
+    return str(name).startswith(EMBEDDING_PREFIX)
+
+
+def with_embedding(table: MetapropertyTable, method: str, embeddings) -> dict:
+    """A copy of ``table`` with the embeddings of ``method`` added as column
+    ``"embedding:<method>"`` (the hybrid matcher's input, issue 11).
+
+    ``embeddings`` is ``(n_items, dim)``, one row per row of the table, finite."""
+    E = np.asarray(embeddings, dtype=np.float64)
+    n = {np.shape(v)[0] for v in table.values()}
+    if E.ndim != 2 or E.shape[1] < 1:
+        raise ValueError(f"embeddings of {method!r}: expected shape (n_items, dim), got {E.shape}")
+    if n and n != {E.shape[0]}:
+        raise ValueError(f"embeddings of {method!r}: {E.shape[0]} rows for a table of {sorted(n)} rows")
+    if not np.all(np.isfinite(E)):
+        raise ValueError(f"embeddings of {method!r} contain NaN or inf")
+    return {**table, embedding_column(method): E}
 
 
 def select_rows(table: MetapropertyTable, rows) -> dict[str, np.ndarray]:
@@ -54,6 +93,10 @@ def table_sides(voice_table: MetapropertyTable, face_table: MetapropertyTable, n
         if name not in table:
             raise KeyError(f"the {side} metaproperty table has no {name!r}; it has {sorted(table)}")
     p, q = np.asarray(voice_table[name], np.float64), np.asarray(face_table[name], np.float64)
+    if is_embedding_column(name):  # a learned embedding: any width, the same on both sides
+        if p.ndim != 2 or q.ndim != 2 or p.shape[1] != q.shape[1]:
+            raise ValueError(f"{name!r}: expected (n, dim) embeddings of one width on both sides, got {p.shape} and {q.shape}")
+        return p, q
     k = get_metaproperty(name).n_values
     if p.ndim != 2 or q.ndim != 2 or p.shape[1] != k or q.shape[1] != k:
         raise ValueError(f"metaproperty {name!r}: expected (n, {k}) probabilities on both sides, got {p.shape} and {q.shape}")

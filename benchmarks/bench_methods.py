@@ -1,0 +1,103 @@
+"""Every method on the same people and lists, per seed; and what embedding training costs.
+
+Usage::
+
+    python benchmarks/bench_methods.py                          # default population, seeds 0 1 2, all six methods
+    python benchmarks/bench_methods.py --seeds 0 --quick        # the quick population
+    python benchmarks/bench_methods.py --subset gender=female --methods triplet weighted_triplet \
+        --embedding-train all subset all+subset                  # seed 001's homogeneous-population question
+    python benchmarks/bench_methods.py --scaling                # training seconds vs identities and embedding size
+
+Prints, from one run of this script: for each seed (and each
+``--embedding-train`` choice), the table that ``vfmatch run`` writes to
+``metrics.json["methods"]`` (1:2 V->F unrestricted and same-gender with 95%
+identity-bootstrap intervals, AUC, EER, training seconds), then whether the
+hybrid is within 0.01 of the better of ``metaproperty`` and the best embedding
+(issue 11's bar). ``--scaling`` times one method (``triplet`` by default) on
+the train role of growing populations and with growing embedding sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def _train_seconds(entry: dict) -> float:
+    """Training seconds of one method's ``seconds`` entry (nested for embeddings)."""
+    t = entry.get("training", 0.0)
+    if isinstance(t, dict):
+        return float(sum(v if isinstance(v, (int, float)) else _train_seconds({"training": v}) for v in t.values()))
+    return float(t)
+
+
+def compare(seed: int, args, embedding_train: str) -> dict:
+    from vfmatch.job.methods import compare_methods, methods_metrics
+    from vfmatch.job.prepare import RunConfig, make_role_pairs, prepare
+
+    config = RunConfig(seed=seed, quick=args.quick, identities=args.identities, subset=args.subset,
+                       embedding_train=embedding_train, progress=False)
+    data = prepare(config)
+    pairs = make_role_pairs(data, seed)
+    t0 = time.perf_counter()
+    scores = compare_methods(data, pairs, config, methods=args.methods)
+    wall = time.perf_counter() - t0
+    metrics = methods_metrics(scores, config)
+    label = f"seed {seed}" + (f", subset {args.subset}, embeddings trained on {embedding_train}" if args.subset else "")
+    print(f"\n{label}: {len(data.parts['test'])} test identities, {data.parts['test'].voices.num_rows} clips "
+          f"({wall:.0f} s for every method)")
+    print(f"{'method':<18}{'1:2 V->F':>10}{'95% CI':>17}{'same gender':>13}{'95% CI':>17}{'AUC':>7}{'EER':>7}{'train s':>9}")
+    for name, m in metrics.items():
+        ci = m.get("identification_1to2_vf_ci", [np.nan] * 2)
+        cig = m.get("identification_1to2_vf_gender_restricted_ci", [np.nan] * 2)
+        print(f"{name:<18}{m['identification_1to2_vf']:>10.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]"
+              f"{m.get('identification_1to2_vf_gender_restricted', np.nan):>13.3f}   [{cig[0]:.3f}, {cig[1]:.3f}]"
+              f"{m['auc']:>7.3f}{m['eer']:>7.3f}{_train_seconds(m['seconds']):>9.1f}")
+    if "hybrid" in metrics:
+        others = [n for n in metrics if n != "hybrid"]
+        best = max(others, key=lambda n: metrics[n]["identification_1to2_vf"])
+        gap = metrics["hybrid"]["identification_1to2_vf"] - metrics[best]["identification_1to2_vf"]
+        print(f"hybrid (adds {metrics['hybrid']['embedding']}) minus the best other ({best}): {gap:+.3f} "
+              f"-> {'within' if gap >= -0.01 else 'NOT within'} 0.01")
+    return metrics
+
+
+def scaling(args) -> None:
+    from vfmatch.embeddings import fit_population
+    from vfmatch.simulator.population import make_population
+
+    method = (args.methods or ["triplet"])[0]
+    print(f"\ntraining seconds of {method!r} (features cached first; CPU threads {os.cpu_count()})")
+    print(f"{'identities':>10}{'train ids':>10}{'embed dim':>10}{'train s':>9}{'s per train id':>15}")
+    for n, dim in [(120, 128), (240, 128), (480, 128), (480, 32), (480, 512)]:
+        pop = make_population(n_identities=n, seed=args.seeds[0], progress=False)
+        fit_population(method, pop, seed=args.seeds[0], embed_dim=dim, epochs=1)  # warm the feature cache
+        res = fit_population(method, pop, seed=args.seeds[0], embed_dim=dim)
+        n_train = len(set(res.method.classes_))
+        print(f"{n:>10}{n_train:>10}{dim:>10}{res.seconds['train']:>9.1f}{res.seconds['train'] / n_train:>15.3f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--identities", type=int, default=None)
+    ap.add_argument("--subset", default=None)
+    ap.add_argument("--methods", nargs="+", default=None)
+    ap.add_argument("--embedding-train", nargs="+", default=["all"], dest="embedding_train")
+    ap.add_argument("--scaling", action="store_true")
+    args = ap.parse_args(argv)
+    if args.scaling:
+        scaling(args)
+        return 0
+    for seed in args.seeds:
+        for mode in args.embedding_train:
+            compare(seed, args, mode)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
