@@ -297,7 +297,8 @@ class PretrainedLabelCalculator(Calculator):
 
     def load_state(self, arrays, meta):
         self.classes_, self.matrix_ = np.asarray(arrays["classes_"]), np.asarray(arrays["matrix_"])
-        self.n_values_, self.sd_ = int(meta["n_values_"]), float(meta["sd_"])
+        # NaN (no age regression) is written to JSON as null.
+        self.n_values_, self.sd_ = int(meta["n_values_"]), np.nan if meta.get("sd_") is None else float(meta["sd_"])
         return self
 
 
