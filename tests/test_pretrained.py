@@ -177,3 +177,15 @@ def test_missing_model_offline_is_a_quick_clear_error(monkeypatch, tiny_populati
         with pytest.raises(HubDownloadError, match=missing):
             PretrainedExtractor(*key, encoder=f"{prefix}:{missing}").fit(tiny_population)
     assert time.perf_counter() - t0 < 15
+
+
+def test_pretrained_set_shares_the_age_gender_model(tiny_models, tiny_population, tmp_path):
+    from vfmatch.extractors import ExtractorSet
+
+    models = {k: v for k, v in _models(tiny_models).items() if k[0] in ("gender", "age")}
+    ex = ExtractorSet(pretrained_extractors(["gender", "age"], quick=True, models=models), progress=False).fit(tiny_population)
+    assert ex.get("gender", "voice").encoder_ is ex.get("age", "voice").encoder_  # one model runs for both
+    voices = ex.transform_voices(tiny_population)
+    assert voices["gender"].shape == (tiny_population.voices.num_rows, 2) and voices["age"].shape[1] == 9
+    loaded = ExtractorSet.load(ex.save(tmp_path / "set"), progress=False)
+    np.testing.assert_allclose(loaded.transform_faces(tiny_population)["age"], ex.transform_faces(tiny_population)["age"], atol=1e-6)
