@@ -44,7 +44,7 @@ kept beside it (``age_group``, ``cv_gender``, ``race``, ...), so nothing is lost
   ``identity="segment"``), or all segments of a video are (``"video"``: an
   assumption, not a property of the data), or a CSV ``identities=PATH`` with
   ``segment_id, speaker_id`` (and any labels, e.g. from clustering as paper
-  001 did). ``face_x``, ``face_y`` (the face centre as fractions of the frame)
+  001 did; segments it does not list are left out). ``face_x``, ``face_y`` (the face centre as fractions of the frame)
   are per-face columns.
 
 ``mav_celeb`` -- one version's raw data (v1 English-Urdu, v2 English-Hindi, v3 English-German)::
@@ -335,12 +335,15 @@ def plan_mav_celeb(root: Path, problems: Counter, opts: _Options, languages: Seq
     speakers = sorted({it.speaker_id for it in items["voices"] + items["faces"]})
     ids = pd.DataFrame({"speaker_id": speakers})
     metas = sorted(p for p in root.glob("*.csv") if "meta" in p.name.lower())
+    tables = []
     for path in metas:
         table = pd.read_csv(path, dtype=str, skipinitialspace=True)
         table.columns = [c.strip().lower() for c in table.columns]
         _require(table, ["ids", "gender"], path)
         # The name column is not kept: vfmatch has no use for who a person is.
-        ids = ids.merge(table[["ids", "gender"]].rename(columns={"ids": "speaker_id"}), on="speaker_id", how="left")
+        tables.append(table[["ids", "gender"]].rename(columns={"ids": "speaker_id"}))
+    if tables:
+        ids = ids.merge(pd.concat(tables).drop_duplicates("speaker_id"), on="speaker_id", how="left")
     info = {"source": {"kind": "mav_celeb", "root": str(root), "languages": None if languages is None else list(languages)}}
     return _Plan(_normalise_identities(ids), items["voices"], items["faces"], str(root), info,
                  key=_hash([_stat_key(items["voices"] + items["faces"], metas)]))
