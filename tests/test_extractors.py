@@ -167,7 +167,7 @@ def test_label_map_calculator():
 
 
 def test_registry_names():
-    assert set(CALCULATORS) == {"logistic", "svm", "knn", "mlp", "vit", "labels"}
+    assert set(CALCULATORS) == {"logistic", "svm", "knn", "mlp", "vit", "labels", "pretrained-labels"}
     assert isinstance(create_calculator("knn", n_neighbors=3), KNNCalculator)
     assert isinstance(create_calculator("mlp"), MLPCalculator)
 

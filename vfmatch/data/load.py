@@ -14,7 +14,10 @@ It reads
 (c) a Hugging Face dataset through :func:`datasets.load_dataset` (a Hub id or
     a local dataset folder) with a ``speaker_id`` column and an Audio and/or
     Image column;
-(d) a folder written by :meth:`Population.save_to_disk`.
+(d) a folder written by :meth:`Population.save_to_disk`;
+(e) a local copy of a published corpus in its own layout
+    (:mod:`vfmatch.data.corpora`): Common Voice (voices only), FairFace
+    (faces only), AVSpeech segments, MAV-Celeb.
 
 It works in three steps: plan which items to read from the metadata
 (:mod:`vfmatch.data.readers`), decode each item (:mod:`vfmatch.data.decode`),
@@ -51,6 +54,7 @@ from datasets.exceptions import DatasetGenerationError
 from ..config import cache_dir
 from ..utils import code_fingerprint
 from .audio_checks import validate_waveform
+from .corpora import CORPORA, guess_corpus, plan_corpus
 from .decode import SkippedInputWarning, _Bad, _decode_audio, _decode_image, _Options, _problem
 from .layout import FACE_QUALITY_COLUMNS, missing_cell
 from .population import SAMPLE_RATE, Population
@@ -81,6 +85,7 @@ def load_population(
     wav_dir: str = "wav",
     image_dir: str = "images",
     load_kwargs: Mapping | None = None,
+    reader_options: Mapping | None = None,
 ) -> Population:
     """Read a population from files (the module docstring lists the sources).
 
@@ -91,8 +96,10 @@ def load_population(
         ``faces/``), a pair of audiofolder/imagefolder paths (or Hub ids), a
         VoxCeleb1 root or meta CSV, a Hub dataset id, or a
         :meth:`Population.save_to_disk` folder.
-    kind : {"auto", "folder", "pair", "voxceleb", "hub", "arrow"}
-        What ``source`` is; ``"auto"`` guesses from what is on disk.
+    kind : {"auto", "folder", "pair", "voxceleb", "hub", "arrow", "common_voice", "fairface", "avspeech", "mav_celeb"}
+        What ``source`` is; ``"auto"`` guesses from what is on disk. The
+        corpora (:mod:`vfmatch.data.corpora`) that hold one modality give a
+        Population whose other table is empty.
     skip_bad : bool
         Skip bad files and identities left without clips or faces, with one
         :class:`SkippedInputWarning` giving counts; by default the first
@@ -139,6 +146,9 @@ def load_population(
     load_kwargs : mapping, optional
         Hub: extra arguments for :func:`datasets.load_dataset` (``name``,
         ``revision``, ``cache_dir``, ...).
+    reader_options : mapping, optional
+        Corpora: the reader's own options (:mod:`vfmatch.data.corpora`), e.g.
+        ``{"tsv": ["validated"]}`` for Common Voice.
 
     Returns
     -------
@@ -163,6 +173,8 @@ def load_population(
         raise ValueError(f"segment_seconds must be (min_s, max_s) with 0 < min_s <= max_s, got {segment_seconds}")
     if opts.image_size is not None and opts.image_size < 8:
         raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
+    if kind == "auto" and not isinstance(source, (tuple, list)):
+        kind = guess_corpus(Path(str(source)).expanduser()) or kind
     kind = _resolve_kind(source, kind)
     if kind == "arrow":
         defaults = _Options(False, False, True, None, 1e-4, False, 32, False, 15.0, False, None)
@@ -179,8 +191,10 @@ def load_population(
         plan = _plan_voxceleb(source, meta, wav_dir, image_dir, problems, opts)
     elif kind == "hub":
         plan = _plan_hub(source, split, columns, load_kwargs, problems, opts)
+    elif kind in CORPORA:
+        plan = plan_corpus(kind, source, problems, opts, reader_options)
     else:
-        raise ValueError(f"kind must be one of auto, folder, pair, voxceleb, hub, arrow; got {kind!r}")
+        raise ValueError(f"kind must be one of auto, folder, pair, voxceleb, hub, arrow, {', '.join(CORPORA)}; got {kind!r}")
     if split is not None and kind not in ("hub", "pair"):
         plan = _keep_split(plan, split)
     return _build(plan, opts, problems)
@@ -254,8 +268,10 @@ def _build(plan: _Plan, opts: _Options, problems: Counter) -> Population:
 
     # Identities left without clips or faces.
     have_v, have_f = set(voices["speaker_id"]), set(faces_ds["speaker_id"])
-    no_clips = [s for s in ids["speaker_id"] if s not in have_v]
-    no_faces = [s for s in ids["speaker_id"] if s not in have_f]
+    # A one-modality corpus (Common Voice, FairFace) says which table it fills.
+    modalities = plan.info.get("modalities", ["voice", "face"])
+    no_clips = [s for s in ids["speaker_id"] if s not in have_v] if "voice" in modalities else []
+    no_faces = [s for s in ids["speaker_id"] if s not in have_f] if "face" in modalities else []
     for missing, what in ((no_clips, "voice clips"), (no_faces, "faces")):
         if missing and not opts.skip_bad:
             n = len(missing)

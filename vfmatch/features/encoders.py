@@ -25,6 +25,8 @@ name                      input   output    what it is (module)
 ``speaker-cnn``           voice   vector    small CNN trained to tell training speakers apart (voice)
 ``hf:<id or folder>``     voice   vector    transformers speech model: pooled hidden states,
                                             or class probabilities of an audio classifier (hub)
+``hf-age-gender:<id>``    voice   vector    audEERING's wav2vec2 age/gender model: age in years,
+                                            P(female), P(male), P(child) (hub)
 ``pixels``                face    matrix    the (aligned) image, (3, size, size) (face)
 ``thumbnail``             face    vector    a small aligned image, flattened, in CIELAB (face)
 ``ita``                   face    vector    skin colour in CIELAB and the Individual Typology Angle (face)

@@ -8,6 +8,9 @@
   features, (n, num_features), on aligned faces resized to its input size.
 * ``hf-image:<id or folder>`` (:class:`HFImageEncoder`, face): a transformers
   image model: pooled features (n, hidden_size), or class probabilities.
+* ``hf-age-gender:<id or folder>`` (:class:`AgeGenderSpeechEncoder`, voice):
+  audEERING's wav2vec2 age and gender model (a custom head, not an
+  ``AutoModel``): (n, 4), the age in years, then P(female), P(male), P(child).
 
 Models come from a local folder (``save_pretrained``), the local Hugging Face
 cache, or a download (:func:`hub_load`). Without a network a Hub id fails fast
@@ -19,6 +22,7 @@ Book chapters: ``book/02_voice_encoders.ipynb``, ``book/03_face_encoders.ipynb``
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from pathlib import Path
@@ -34,7 +38,12 @@ from ..utils import batches, progress as progress_bar
 from .encoders import Encoder, register_encoder
 from .images import images_to_tensor
 
-__all__ = ["HubDownloadError", "hub_load", "HFSpeechEncoder", "TimmEncoder", "HFImageEncoder"]
+__all__ = ["HubDownloadError", "hub_load", "HFSpeechEncoder", "TimmEncoder", "HFImageEncoder", "AgeGenderSpeechEncoder",
+           "age_gender_model_class", "AGE_YEARS_LABEL"]
+
+# The name of a regression output (age in years) among an encoder's ``labels``:
+# not a class probability, so label-mapping calculators treat it apart.
+AGE_YEARS_LABEL = "age:years"
 
 
 class HubDownloadError(OSError):
@@ -317,6 +326,114 @@ class HFImageEncoder(Encoder):
         if pooled is None:
             pooled = out.last_hidden_state[:, 0]
         return pooled.flatten(1)
+
+    def _hash_weights(self, h) -> None:
+        _hash_model_folder(h, self.model_id)
+
+
+@functools.lru_cache(maxsize=None)
+def age_gender_model_class():
+    """The model class of audEERING's age and gender checkpoints (built once).
+
+    ``audeering/wav2vec2-large-robust-24-ft-age-gender`` (and its 6-layer sibling)
+    is a ``Wav2Vec2Model`` whose hidden states, averaged over time, feed two heads
+    (dense, tanh, linear; as published on the model card): ``age``, one number
+    (age / 100 years), and ``gender``, three logits for female, male, child.
+    ``from_pretrained`` on a folder or Hub id loads it; ``forward`` returns
+    ``(age in [0, 1] roughly, (B, 3) probabilities)``.
+
+    A function, not a module-level class, because subclassing transformers'
+    ``Wav2Vec2PreTrainedModel`` needs transformers imported (heavy, optional)."""
+    import transformers  # deferred: heavy (seconds to import), needed only for this model
+    from torch import nn
+
+    class _Head(nn.Module):
+        def __init__(self, config, num_labels: int):
+            super().__init__()
+            self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+            self.dropout = nn.Dropout(config.final_dropout)
+            self.out_proj = nn.Linear(config.hidden_size, num_labels)
+
+        def forward(self, x):
+            return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(x)))))
+
+    class AgeGenderModel(transformers.Wav2Vec2PreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.wav2vec2 = transformers.Wav2Vec2Model(config)
+            self.age = _Head(config, 1)
+            self.gender = _Head(config, 3)
+            self.post_init()
+
+        def forward(self, input_values, attention_mask=None):
+            hidden = self.wav2vec2(input_values, attention_mask=attention_mask)[0]
+            mask = torch.ones(hidden.shape[:2], device=hidden.device)
+            if attention_mask is not None:  # mean over the frames of each clip, not the padding
+                lengths = self._get_feat_extract_output_lengths(attention_mask.sum(dim=1))
+                mask = (torch.arange(hidden.shape[1], device=hidden.device)[None] < lengths[:, None]).float()
+            pooled = (hidden * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1)
+            return self.age(pooled)[:, 0], self.gender(pooled).softmax(dim=-1)
+
+    return AgeGenderModel
+
+
+@register_encoder("hf-age-gender:")
+class AgeGenderSpeechEncoder(Encoder):
+    """audEERING's wav2vec2 age and gender model as a voice encoder.
+
+    Output (n, 4), named in ``labels``: ``"age:years"`` (the age head times 100,
+    the model card's scale; a number, not a probability), then the gender head's
+    probabilities of ``"female"``, ``"male"`` and ``"child"`` (rows of those three
+    sum to 1). The calculator ``pretrained-labels``
+    (:mod:`vfmatch.extractors.pretrained`) turns them into the age and gender
+    distributions.
+
+    Parameters
+    ----------
+    model_id : str
+        ``"audeering/wav2vec2-large-robust-24-ft-age-gender"`` (or the ``-6-``
+        model), or a folder saved with ``save_pretrained``.
+    max_seconds : float
+        Clips are cut to this length (memory).
+    """
+
+    modality = "voice"
+
+    def __init__(self, model_id: str, max_seconds: float = 20.0, device: str | None = None):
+        super().__init__(f"hf-age-gender:{model_id}", max_seconds=max_seconds, device=device)
+        import transformers  # deferred: heavy (seconds to import), needed only for Hub models
+
+        self.model_id = model_id
+        self.model = hub_load(age_gender_model_class().from_pretrained, model_id, "age and gender model").eval()
+        try:
+            self.processor = hub_load(transformers.AutoFeatureExtractor.from_pretrained, model_id, "feature extractor")
+        except (OSError, ValueError):
+            # No saved feature extractor: wav2vec2's defaults, normalised input as the checkpoint expects.
+            self.processor = transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+        self.labels = [AGE_YEARS_LABEL, "female", "male", "child"]
+
+    @property
+    def dim(self) -> int:
+        return 4
+
+    @torch.no_grad()
+    def _encode(self, items, *, landmarks=None, batch_size=8, progress=False):
+        device = default_device(self.kwargs["device"])
+        self.model.to(device)
+        sr = int(getattr(self.processor, "sampling_rate", 16000))
+        max_len = int(self.kwargs["max_seconds"] * sr)
+        waves = [(w if sr == 16000 else torchaudio.functional.resample(torch.as_tensor(w), 16000, sr).numpy())[:max_len] for w in items]
+        order = np.argsort([len(w) for w in waves])  # similar lengths together: little padding
+        out = np.zeros((len(waves), 4), dtype=np.float32)
+        for sl in progress_bar(batches(len(order), batch_size), progress, self.name, None):
+            idx = order[sl]
+            inputs = self.processor([waves[i] for i in idx], sampling_rate=sr, return_tensors="pt", padding=True)
+            mask = inputs.get("attention_mask")
+            age, gender = self.model(inputs["input_values"].to(device), attention_mask=None if mask is None else mask.to(device))
+            out[idx, 0] = (100.0 * age).float().cpu().numpy()  # the model card: 0...1 stands for 0...100 years
+            out[idx, 1:] = gender.float().cpu().numpy()
+        self.model.cpu()
+        return out
 
     def _hash_weights(self, h) -> None:
         _hash_model_folder(h, self.model_id)
