@@ -21,7 +21,7 @@ Training: AdamW, the learning rate following a cosine from ``lr`` to 0 over
 on one device. It runs on ``default_device(device)`` (the GPU when there is
 one) with :class:`vfmatch.utils.limit_threads`.
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

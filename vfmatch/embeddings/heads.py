@@ -19,7 +19,7 @@ trainable ones (``speaker-cnn``, ``face-cnn``) are trained on the training
 identities first (:func:`vfmatch.embeddings.fit_population` does that) and
 then frozen, which is seed 001's setting.
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

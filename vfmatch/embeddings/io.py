@@ -11,7 +11,7 @@ A folder holds two files:
   method's fitted values (e.g. the weighted triplet's damping centre, the
   ``sss`` identity weights).
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

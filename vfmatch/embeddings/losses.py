@@ -24,7 +24,7 @@ the raw (unnormalised) embeddings, as its equations do: the classifier sees
 ``x_i`` and ``v_i``, and eq. (4) multiplies a raw anchor by a normalised
 counterpart (``v_i . x_hat_j``).
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

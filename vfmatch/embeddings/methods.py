@@ -19,7 +19,7 @@ All share the two-branch net and the training loop of
 :class:`~vfmatch.embeddings.EmbeddingMethod`; each defines its loss on a
 batch. Make one with ``create_embedding_method(name, **params)``.
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ compute their features of every item once (cached by
 :func:`vfmatch.features.population_features`), fit the method on the
 training items, embed the held-out items.
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

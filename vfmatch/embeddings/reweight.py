@@ -23,7 +23,7 @@ and (7) and the stopping test); the training loop in
 :mod:`vfmatch.embeddings.methods` calls it. Kept separate, so a test can check
 the weights on a hand-made hardness vector.
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations

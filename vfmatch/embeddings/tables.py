@@ -34,7 +34,7 @@ feature, an item without an identity label or an empty table is a
 ``ValueError`` naming the source, the row and the problem. Training also needs
 every identity in both modalities (:func:`check_paired`).
 
-Book chapter: learned embeddings (issue 11).
+Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations
