@@ -198,3 +198,27 @@ def test_exported_faces_keep_their_listed_landmarks(setup, tiny_population):
     assert np.allclose(face.landmarks, np.asarray(tiny_population.faces[0]["landmarks"]), atol=1e-3)
     on_canvas = load_face(faces[0])
     assert on_canvas.image.shape == (224, 224, 3)
+
+
+@pytest.mark.slow
+def test_readme_flow_vfmatch_run_then_match_rank_compare(tmp_path, capsys):
+    """As the README has it: `vfmatch run`, `vfmatch population`, then the three commands on the exported files."""
+    report, people = tmp_path / "vfmatch_report", tmp_path / "my_population"
+    assert _cli("run", "--quick", "--extractors", "fast", "--out", report, "--no-progress") == 0
+    assert _cli("population", "--identities", 3, "--seed", 7, "--out", people) == 0
+    capsys.readouterr()
+    before = _snapshot(people, report / "models")
+    voice, face_a, face_b = (people / "voices/sim00000/sim00000_v00.wav", people / "faces/sim00000/sim00000_f00.png",
+                             people / "faces/sim00001/sim00001_f00.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SimulatorModelWarning)
+        assert _cli("match", "--models", report / "models", voice, face_a, "--json") == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["trained_on_simulator"] is True and len(doc["explanation"]) >= 2
+        assert _cli("rank", "--models", report / "models", "--voice", voice, "--faces", people / "faces", "--top", 5) == 0
+        assert "sim0000" in capsys.readouterr().out
+        assert _cli("rank", "--models", report / "models", "--face", face_a, "--voices", people / "voices") == 0
+        assert _cli("compare", "--models", report / "models", voice, face_a, face_b, "--json") == 0
+    out = capsys.readouterr().out
+    assert 0 < json.loads(out[out.index("{"):])["p_a_rather_than_b"] < 1
+    assert _snapshot(people, report / "models") == before
