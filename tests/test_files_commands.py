@@ -181,6 +181,9 @@ def test_front_end_conversions_are_noted(tmp_path, caplog):
         voice = load_voice(path, min_seconds=0.05)
     assert voice.sample_rate == 44100 and voice.channels == 2 and voice.wave.shape == (1600,)
     assert len(voice.notes) == 2 and all(n in caplog.text for n in voice.notes)
+    mp3 = tmp_path / "voice.mp3"
+    sf.write(mp3, np.stack([wave[:, 0]] * 2, axis=1), 44100, format="MP3")  # MP3 reads through libsndfile too
+    assert load_voice(mp3, min_seconds=0.05).wave.shape[0] == pytest.approx(1600, abs=400)
     for mode in ("L", "RGBA", "P", "I;16"):
         img = Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).convert("RGBA" if mode == "RGBA" else "RGB")
         img = img.convert(mode) if mode != "I;16" else Image.fromarray(rng.integers(0, 60000, (40, 50), dtype=np.uint16))
@@ -189,6 +192,14 @@ def test_front_end_conversions_are_noted(tmp_path, caplog):
         notes = []
         arr = read_image(file, notes=notes)
         assert arr.shape == (40, 50, 3) and arr.dtype == np.uint8 and f"mode {mode!r}" in notes[0]
+
+
+def test_load_population_uses_the_same_front_end(setup):
+    from vfmatch import load_population
+
+    pop = load_population(setup / "population", loudness=-23.0)
+    levels = [loudness_lufs(np.asarray(pop.audio(i), dtype=np.float32)) for i in range(3)]
+    assert np.allclose(levels, -23.0, atol=0.5)
 
 
 def test_exported_faces_keep_their_listed_landmarks(setup, tiny_population):
