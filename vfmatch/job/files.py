@@ -153,7 +153,7 @@ def warn_if_real(models: SavedModels, paths: Sequence[str | Path]) -> bool:
         "is not a simulated export: what they say about a real person's age, gender, ethnicity or any other "
         "property means nothing, and the level of match is no evidence of identity",
         SimulatorModelWarning,
-        stacklevel=2,
+        stacklevel=3,  # points at the caller of match_files / rank_files / compare_files
     )
     return True
 
