@@ -133,6 +133,10 @@ def test_predict_voices_refuses_bare_arrays_without_a_sample_rate(setup, tiny_po
     assert np.allclose(at16, at48, atol=0.1)
     files = extractors.predict_voices([_files(setup)[0][0]])["gender"]  # files carry their rate
     assert files.shape == (1, 2) and extractors.trained_on_simulator is True
+    photos = extractors.predict_faces(_files(setup)[1][:2])["gender"]  # image files: read and aligned by the front-end
+    arrays = extractors.predict_faces(np.stack([tiny_population.image(i) for i in range(2)]),
+                                      landmarks=np.stack([tiny_population.faces[i]["landmarks"] for i in range(2)]))["gender"]
+    assert photos.shape == (2, 2) and np.allclose(photos, arrays, atol=0.15)
 
 
 def test_bad_files_are_named_in_the_error(setup, capsys, tmp_path):
@@ -149,6 +153,10 @@ def test_bad_files_are_named_in_the_error(setup, capsys, tmp_path):
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     assert _cli("compare", "--models", setup / "models", voices[0], faces[0], broken) == 2
     assert f"{broken}: cannot be read as an image" in capsys.readouterr().err
+    hiss = tmp_path / "hiss.wav"
+    sf.write(hiss, 1e-3 * np.random.default_rng(0).standard_normal(2 * SAMPLE_RATE), SAMPLE_RATE)
+    assert _cli("match", "--models", setup / "models", hiss, faces[0], "--trim-silence") == 2
+    assert f"{hiss}: no speech found" in capsys.readouterr().err
     assert _cli("match", "--models", tmp_path, voices[0], faces[0]) == 2
     assert "no extractors/ folder" in capsys.readouterr().err
     csv = setup / "population" / "faces" / "out.csv"

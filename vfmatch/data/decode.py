@@ -141,6 +141,8 @@ def _decode_audio(it: _Item, opts: _Options) -> list[np.ndarray]:
         raise _Bad(exc.kind, str(exc)) from None
     except NoSpeechError as exc:
         raise _Bad("no speech", str(exc)) from None
+    except ValueError as exc:  # loudness not measurable (too short, or silent once gated)
+        raise _Bad("unmeasurable loudness", str(exc)) from None
     if opts.segment_seconds is None:
         return [wave]
     lo, hi = opts.segment_seconds

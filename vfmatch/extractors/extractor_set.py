@@ -220,7 +220,7 @@ class ExtractorSet:
         (mono, 16 kHz, a logged note for each conversion); files through
         :func:`vfmatch.data.media.load_voice`.
         """
-        if isinstance(clips, (str, Path, np.ndarray)) and not (isinstance(clips, np.ndarray) and clips.dtype == object):
+        if isinstance(clips, (str, Path)) or (isinstance(clips, np.ndarray) and clips.ndim == 1 and clips.dtype != object):
             raise TypeError("predict_voices takes a list of clips (arrays or file paths), not a single one; wrap it in [ ]")
         waves = []
         for i, clip in enumerate(clips):
