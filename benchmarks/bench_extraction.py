@@ -39,6 +39,7 @@ def main(argv=None) -> int:
 
     import vfmatch
     from vfmatch.config import default_device
+    from vfmatch.data.population import SAMPLE_RATE
     from vfmatch.extractors import ExtractorSet
 
     pop = vfmatch.make_population(args.identities, seed=args.seed)
@@ -51,14 +52,14 @@ def main(argv=None) -> int:
     clips = pop.audios(np.arange(n))
     images = pop.images(np.arange(n))
     landmarks = np.asarray(pop.faces.select(range(n))["landmarks"], dtype=np.float32)
-    seconds_of_audio = sum(len(c) for c in clips) / 16000
+    seconds_of_audio = sum(len(c) for c in clips) / SAMPLE_RATE
 
     # Warm-up (first calls allocate and pick kernels).
-    extractors.predict_voices(clips[:2])
+    extractors.predict_voices(clips[:2], sample_rate=SAMPLE_RATE)
     extractors.predict_faces(images[:2], landmarks=landmarks[:2])
 
-    voice_batched = _time(lambda: extractors.predict_voices(clips, batch_size=args.batch_size), args.repeats)
-    voice_single = _time(lambda: [extractors.predict_voices([c]) for c in clips], args.repeats)
+    voice_batched = _time(lambda: extractors.predict_voices(clips, sample_rate=SAMPLE_RATE, batch_size=args.batch_size), args.repeats)
+    voice_single = _time(lambda: [extractors.predict_voices([c], sample_rate=SAMPLE_RATE) for c in clips], args.repeats)
     face_batched = _time(lambda: extractors.predict_faces(images, landmarks=landmarks, batch_size=args.batch_size), args.repeats)
     face_single = _time(lambda: [extractors.predict_faces(images[i : i + 1], landmarks=landmarks[i : i + 1]) for i in range(n)], args.repeats)
 

@@ -5,6 +5,9 @@ Subcommands (each lives beside the code it runs; this file only wires them)::
     vfmatch population --identities N --seed S --out DIR   # simulate and export
     vfmatch run [--identities N] [--subset gender=female] ...  # the main job
     vfmatch fuse --models REPORT/models --voice V.wav --faces DIR --out F.png  # rebuild a face
+    vfmatch match --models REPORT/models V.wav F.png            # one voice, one face
+    vfmatch rank --models REPORT/models --voice V.wav --faces DIR  # (or --face F.png --voices DIR)
+    vfmatch compare --models REPORT/models V.wav A.png B.png    # P(A rather than B)
 
 ``vfmatch <subcommand> --help`` lists every option.
 """
@@ -23,6 +26,9 @@ SUBCOMMANDS = {
     "population": ("vfmatch.job.population_command", "simulate a population and write it as WAV/PNG files with metadata.csv"),
     "run": ("vfmatch.job.run", "the main job: train extractors and the matcher, evaluate, write a report"),
     "fuse": ("vfmatch.fusion.command", "rebuild a speaker's face: fuse the faces of a folder that best match a voice"),
+    "match": ("vfmatch.job.match_command", "does this voice file belong to this face photo? level, decision, probability, why"),
+    "rank": ("vfmatch.job.rank_command", "sort a folder of faces by a voice file, or a folder of voices by a face photo"),
+    "compare": ("vfmatch.job.compare_command", "is this voice more likely face A's or face B's? P(A rather than B)"),
 }
 
 

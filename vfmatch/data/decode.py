@@ -3,10 +3,12 @@
 :func:`vfmatch.load_population` plans which files to read
 (:mod:`vfmatch.data.readers`), then decodes each one here:
 
-* audio: read with soundfile, channels mixed down on request, checked by
+* audio: read with soundfile, checked by
   :func:`vfmatch.data.audio_checks.validate_waveform` (at the file's own sample
-  rate), resampled to 16 kHz and optionally cut into segments
-  (:mod:`vfmatch.data.preprocess`);
+  rate), mixed down (on request) and resampled to 16 kHz by the one front-end
+  (:func:`vfmatch.data.media.conform_voice`, which logs each conversion),
+  optionally trimmed to speech and loudness-normalised
+  (:mod:`vfmatch.data.media`) and cut into segments (:mod:`vfmatch.data.preprocess`);
 * images: read with PIL, checked for size and colour mode, optionally aligned
   to the ArcFace landmark template or centre-cropped and resized.
 
@@ -30,9 +32,10 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, UnidentifiedImageError
 
-from .audio_checks import WaveformError, validate_waveform
+from .audio_checks import WaveformError
 from .population import SAMPLE_RATE
-from .preprocess import align_face, resample, segment_audio
+from .media import NoSpeechError, conform_voice, normalize_loudness, trim_silence
+from .preprocess import align_face, segment_audio
 
 __all__ = ["SkippedInputWarning"]
 
@@ -72,6 +75,8 @@ class _Options:
     max_pose: float
     align_faces: bool
     image_size: int | None
+    trim_silence: bool = False  # cut each clip to its speech (vfmatch.data.media.trim_silence)
+    loudness: float | None = None  # normalise each clip to this many LUFS
 
     def key(self) -> str:
         """The options as text, for the cache key of the decoded data."""
@@ -121,19 +126,23 @@ def _decode_audio(it: _Item, opts: _Options) -> list[np.ndarray]:
         data, sr = sf.read(src, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
         raise _Bad("unreadable audio", f"{it.where}: cannot read audio ({exc})") from None
-    if data.shape[1] > 1 and data.shape[0] > 0:
-        if not opts.mix_down:
-            raise _Bad("multi-channel audio", f"{it.where}: {data.shape[1]} channels; expected mono (pass mix_down=True to average the channels)")
-        data = data.mean(axis=1, keepdims=True)
+    if data.shape[1] > 1 and data.shape[0] > 0 and not opts.mix_down:
+        raise _Bad("multi-channel audio", f"{it.where}: {data.shape[1]} channels; expected mono (pass mix_down=True to average the channels)")
+    if sr != SAMPLE_RATE and not opts.resample:
+        raise _Bad("wrong sample rate", f"{it.where}: sample rate {sr} Hz; expected {SAMPLE_RATE} Hz (pass resample=True to resample)")
     try:
-        # Checked at the file's own rate, before resampling: the minimum length is 25 ms of it.
-        wave = validate_waveform(data[:, 0], name=it.where, sample_rate=sr, silence_threshold=opts.silence_threshold).numpy()
+        # The one front-end (vfmatch.data.media): down-mix, check at the file's own rate, resample; each noted.
+        wave = conform_voice(data, sr, name=it.where, silence_threshold=opts.silence_threshold)
+        if opts.trim_silence:
+            wave = trim_silence(wave, SAMPLE_RATE, name=it.where)
+        if opts.loudness is not None:
+            wave = normalize_loudness(wave, SAMPLE_RATE, target_lufs=opts.loudness, name=it.where)
     except WaveformError as exc:
         raise _Bad(exc.kind, str(exc)) from None
-    if sr != SAMPLE_RATE:
-        if not opts.resample:
-            raise _Bad("wrong sample rate", f"{it.where}: sample rate {sr} Hz; expected {SAMPLE_RATE} Hz (pass resample=True to resample)")
-        wave = resample(wave, sr, SAMPLE_RATE)
+    except NoSpeechError as exc:
+        raise _Bad("no speech", str(exc)) from None
+    except ValueError as exc:  # loudness not measurable (too short, or silent once gated)
+        raise _Bad("unmeasurable loudness", str(exc)) from None
     if opts.segment_seconds is None:
         return [wave]
     lo, hi = opts.segment_seconds

@@ -55,6 +55,7 @@ from ..config import cache_dir
 from ..utils import code_fingerprint
 from .audio_checks import validate_waveform
 from .corpora import CORPORA, guess_corpus, plan_corpus
+from .media import conform_voice, normalize_loudness, trim_silence as trim_to_speech
 from .decode import SkippedInputWarning, _Bad, _decode_audio, _decode_image, _Options, _problem
 from .layout import FACE_QUALITY_COLUMNS, missing_cell
 from .population import SAMPLE_RATE, Population
@@ -74,6 +75,8 @@ def load_population(
     mix_down: bool = False,
     resample: bool = True,
     segment_seconds: tuple[float, float] | None = None,
+    trim_silence: bool = False,
+    loudness: float | None = None,
     silence_threshold: float = 1e-4,
     convert_rgb: bool = False,
     min_image_size: int = 32,
@@ -121,6 +124,13 @@ def load_population(
         Cut clips into segments of ``min_s`` to ``max_s`` seconds (paper 001
         uses (3, 10)); clips shorter than ``min_s`` are bad input.
         Segments get clip ids ``<clip_id>_seg<k>``.
+    trim_silence : bool
+        Cut each clip to its speech with the voice-activity detector
+        (:func:`vfmatch.data.media.trim_silence`); a clip without speech is
+        bad input. Needs the ``media`` extra.
+    loudness : float, optional
+        Normalise each clip to this integrated loudness in LUFS (e.g. -23;
+        :func:`vfmatch.data.media.normalize_loudness`). Needs the ``media`` extra.
     silence_threshold : float
         A clip whose peak amplitude is below this (full scale 1.0) is silent.
     convert_rgb : bool
@@ -168,6 +178,8 @@ def load_population(
         max_pose=float(max_pose),
         align_faces=bool(align_faces),
         image_size=None if image_size is None else int(image_size),
+        trim_silence=bool(trim_silence),
+        loudness=None if loudness is None else float(loudness),
     )
     if opts.segment_seconds is not None and not (len(opts.segment_seconds) == 2 and 0 < opts.segment_seconds[0] <= opts.segment_seconds[1]):
         raise ValueError(f"segment_seconds must be (min_s, max_s) with 0 < min_s <= max_s, got {segment_seconds}")
@@ -205,7 +217,8 @@ def _decoding_fingerprint() -> str:
     (decoding, checks, resampling, segmenting, face filtering and alignment, and
     :func:`_build`), with :data:`vfmatch.utils.CODE_VERSION`: part of the cache key,
     so editing any of it decodes the files afresh."""
-    return code_fingerprint(_build, _decode_audio, _decode_image, validate_waveform, resample, segment_audio, face_quality, align_face)
+    return code_fingerprint(_build, _decode_audio, _decode_image, validate_waveform, resample, segment_audio, face_quality, align_face,
+                            conform_voice, trim_to_speech, normalize_loudness)
 
 
 def _build(plan: _Plan, opts: _Options, problems: Counter) -> Population:

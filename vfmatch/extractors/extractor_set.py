@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from ..config import quick_mode
+from ..data.media import SIMULATOR, conform_voice, load_face, load_voice
+from ..data.population import SAMPLE_RATE
 from ..features.encoders import Encoder
 from ..utils import progress as progress_bar, to_jsonable
 from .extractor import MetapropertyExtractor
@@ -167,7 +169,16 @@ class ExtractorSet:
         for ex, enc in progress_bar(list(zip(todo, encoders)), self.progress, "extractors", len(todo)):
             ex._fit(population, encoder=enc, progress=self.progress)
         self.fit_seconds_ = round(time.perf_counter() - t0, 2)
+        self.trained_on_ = _provenance(population)
         return self
+
+    @property
+    def trained_on_simulator(self) -> bool | None:
+        """True when fitted on the vfmatch simulator's people (directly or from an
+        export of them), False on other data, None when not recorded (saved before
+        this was kept). Such extractors say nothing about real people."""
+        trained = getattr(self, "trained_on_", None)
+        return None if trained is None else trained.get("generator") == SIMULATOR
 
     def _transform(self, population, modality: str) -> dict[str, np.ndarray]:
         return {ex.metaproperty: ex.predict_proba_features(ex._features(population, progress=self.progress))
@@ -195,12 +206,47 @@ class ExtractorSet:
             out[ex.metaproperty] = ex.predict_proba_features(feats[key])
         return out
 
-    def predict_voices(self, clips, *, batch_size: int = 32) -> dict[str, np.ndarray]:
-        """``{metaproperty: (n_clips, n_values)}`` for raw 16 kHz clips (a list of 1-D arrays)."""
-        return self._predict_items("voice", clips, batch_size=batch_size)
+    def predict_voices(self, clips, *, sample_rate: int | None = None, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """``{metaproperty: (n_clips, n_values)}`` for raw clips or voice files.
+
+        Parameters
+        ----------
+        clips : list of arrays (n_samples,) or (n_samples, n_channels), or of file paths
+        sample_rate : int, Hz -- the arrays' sample rate; **required** for arrays,
+            since a bare array does not carry one (a 48 kHz clip taken for 16 kHz
+            sounds three times lower). Files are read at their own rate.
+
+        Every clip goes through the front-end :func:`vfmatch.data.media.conform_voice`
+        (mono, 16 kHz, a logged note for each conversion); files through
+        :func:`vfmatch.data.media.load_voice`.
+        """
+        if isinstance(clips, (str, Path)) or (isinstance(clips, np.ndarray) and clips.ndim == 1 and clips.dtype != object):
+            raise TypeError("predict_voices takes a list of clips (arrays or file paths), not a single one; wrap it in [ ]")
+        waves = []
+        for i, clip in enumerate(clips):
+            if isinstance(clip, (str, Path)):
+                waves.append(load_voice(clip).wave)
+            elif sample_rate is None:
+                raise ValueError("predict_voices: bare arrays carry no sample rate; pass sample_rate= in Hz "
+                                 f"(the simulated population's clips are at {SAMPLE_RATE}), or give file paths")
+            else:
+                waves.append(conform_voice(clip, sample_rate, name=f"clip {i}"))
+        return self._predict_items("voice", waves, batch_size=batch_size)
 
     def predict_faces(self, images, *, landmarks=None, batch_size: int = 32) -> dict[str, np.ndarray]:
-        """``{metaproperty: (n_faces, n_values)}`` for raw face images (n, H, W, 3) and optional landmarks (n, 5, 2)."""
+        """``{metaproperty: (n_faces, n_values)}`` for face images.
+
+        ``images``: uint8 arrays (n, H, W, 3) with optional landmarks (n, 5, 2) in
+        pixels (as the population stores them), or a list of image files: each
+        is read and aligned by :func:`vfmatch.data.media.load_face` (the
+        landmarks an export lists, else face detection; no face is an error
+        naming the file)."""
+        if isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, Path)) for p in images):
+            if landmarks is not None:
+                raise ValueError("predict_faces: landmarks= is for arrays; files are aligned from their own landmarks")
+            faces = [load_face(p) for p in images]
+            images = np.stack([f.image for f in faces])
+            landmarks = np.stack([f.landmarks for f in faces]).astype(np.float32)
         return self._predict_items("face", images, landmarks=landmarks, batch_size=batch_size)
 
     def quality_report(self, population, **kwargs):
@@ -218,7 +264,8 @@ class ExtractorSet:
             sub = f"{ex.modality}-{ex.metaproperty}"
             ex.save(folder / sub)
             names.append(sub)
-        doc = {"format": _FORMAT, "extractors": names, "quick": self.quick, "fit_seconds_": getattr(self, "fit_seconds_", None)}
+        doc = {"format": _FORMAT, "extractors": names, "quick": self.quick, "fit_seconds_": getattr(self, "fit_seconds_", None),
+               "trained_on": getattr(self, "trained_on_", None)}
         (folder / "extractor_set.json").write_text(json.dumps(to_jsonable(doc), indent=2))
         return folder
 
@@ -241,7 +288,17 @@ class ExtractorSet:
             extractors.append(ex)
         out = cls(extractors, quick=doc.get("quick"), progress=progress)
         out.fit_seconds_ = doc.get("fit_seconds_")
+        if doc.get("trained_on") is not None:
+            out.trained_on_ = doc["trained_on"]
         return out
+
+
+def _provenance(population) -> dict:
+    """What a set was fitted on, for ``extractor_set.json``: the population's
+    ``generator`` (``"vfmatch.simulator"`` for simulated people, also when read
+    back from an export) and ``source``, from ``population.info``."""
+    info = getattr(population, "info", {}) or {}
+    return to_jsonable({"generator": info.get("generator"), "source": info.get("source")})
 
 
 def _saved_encoder_key(folder: Path) -> str:

@@ -7,7 +7,7 @@
 1. loads the extractors and the matcher that ``vfmatch run`` saved under
    ``REPORT/models`` (``extractors/`` and ``matcher/``);
 2. reads the voice (any format soundfile reads; mixed down to mono and
-   resampled to 16 kHz);
+   resampled to 16 kHz by the front-end of :mod:`vfmatch.data.media`);
 3. reads every image under ``--faces`` (sub-folders included). When the folder
    has a ``metadata.csv`` with the landmark columns that ``vfmatch population``
    exports (``file_name``, ``lm_x0`` ... ``lm_y4``), its landmarks are used;
@@ -33,17 +33,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import soundfile as sf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..data.faces import align_photo
-from ..data.layout import LANDMARK_COLUMNS
+from ..data.media import landmarks_table, load_face, load_voice
 from ..data.population import SAMPLE_RATE
-from ..data.preprocess import align_face, resample, similarity_transform, transform_landmarks
 from ..extractors import ExtractorSet
 from ..matching.matcher import MetapropertyMatcher
-from .reconstruct import FUSION_METHODS, fusion_template, reconstruct_face
+from .reconstruct import FUSION_METHODS, reconstruct_face
 
 __all__ = ["add_arguments", "main", "read_voice", "read_face_folder", "IMAGE_SUFFIXES"]
 
@@ -55,39 +51,19 @@ FUSED_ZOOM = 0.8  # the fused face shows a little hair and jaw around the ArcFac
 
 
 def read_voice(path: str | Path) -> np.ndarray:
-    """A voice file as 16 kHz mono float32 samples; ValueError naming the file if it cannot be used."""
+    """A voice file as 16 kHz mono float32 samples, through the one front-end
+    (:func:`vfmatch.data.media.load_voice`); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--voice {path}: no such file")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
-        raise ValueError(f"--voice {path}: cannot be read as audio ({err})") from None
-    if data.shape[0] == 0 or not np.all(np.isfinite(data)):
-        raise ValueError(f"--voice {path}: empty audio or NaN samples")
-    wave = data.mean(axis=1)
-    if float(np.max(np.abs(wave))) < 1e-4:
-        raise ValueError(f"--voice {path}: silent audio")
-    wave = resample(wave, int(sr), SAMPLE_RATE)
-    if wave.shape[0] < SAMPLE_RATE // 2:
-        raise ValueError(f"--voice {path}: {wave.shape[0] / SAMPLE_RATE:.2f} s long; at least 0.5 s of speech is needed")
-    return wave
-
-
-def _landmarks_table(folder: Path) -> dict[str, np.ndarray]:
-    """file name (relative to ``folder``) -> (5, 2) landmarks from ``metadata.csv``, if it has them."""
-    table = folder / "metadata.csv"
-    if not table.is_file():
-        return {}
-    df = pd.read_csv(table)
-    if "file_name" not in df or not set(LANDMARK_COLUMNS) <= set(df.columns):
-        return {}
-    rows = df.dropna(subset=list(LANDMARK_COLUMNS))
-    return {str(f): r.reshape(5, 2) for f, r in zip(rows["file_name"], rows[list(LANDMARK_COLUMNS)].to_numpy(np.float64))}
+        return load_voice(path).wave
+    except ValueError as err:
+        raise ValueError(f"--voice {err}") from None
 
 
 def read_face_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Every face image under ``folder`` on a common canvas.
+    """Every face image under ``folder`` on a common canvas (:func:`vfmatch.data.media.load_face`).
 
     Returns images uint8 (n, CANVAS_SIZE, CANVAS_SIZE, 3), landmarks (n, K, 2)
     on that canvas (K = 5 from ``metadata.csv``, else 70: the five and dlib's
@@ -99,26 +75,13 @@ def read_face_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[s
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"--faces {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it or its sub-folders")
-    known = _landmarks_table(folder)
+    known = landmarks_table(folder)
     names = [p.relative_to(folder).as_posix() for p in files]
-    template = fusion_template(CANVAS_SIZE, CANVAS_ZOOM)
-    images, landmarks = [], []
-    if known and all(n in known for n in names):
-        for path, name in zip(files, names):
-            try:
-                with Image.open(path) as im:
-                    img = np.asarray(im.convert("RGB"))
-            except (UnidentifiedImageError, OSError) as err:
-                raise ValueError(f"{path}: cannot be read as an image ({err})") from None
-            lm = known[name]
-            images.append(align_face(img, lm, template=template, size=CANVAS_SIZE))
-            landmarks.append(transform_landmarks(lm, similarity_transform(lm, template)))
-    else:
-        for path in files:
-            photo = align_photo(path, size=CANVAS_SIZE, zoom=CANVAS_ZOOM)
-            images.append(photo.image)
-            landmarks.append(photo.morph_points)
-    return np.stack(images), np.stack(landmarks), names
+    # Listed landmarks for all, or the detector for all: one kind of landmarks (5 or 70 points) per stack.
+    use_known = bool(known) and all(n in known for n in names)
+    faces = [load_face(path, landmarks=known[name] if use_known else None, detect=not use_known,
+                       size=CANVAS_SIZE, zoom=CANVAS_ZOOM) for path, name in zip(files, names)]
+    return np.stack([f.image for f in faces]), np.stack([f.points for f in faces]), names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     matcher = MetapropertyMatcher.load(models / "matcher")
     if rule.get("threshold", 0.0) is None:
         rule["threshold"] = float(matcher.threshold_)
-    voice_table = extractors.predict_voices([wave])
+    voice_table = extractors.predict_voices([wave], sample_rate=SAMPLE_RATE)
     face_table = extractors.predict_faces(images, landmarks=landmarks[:, :5].astype(np.float32))
     level = matcher.similarity_matrix(voice_table, face_table)[0]
     try:

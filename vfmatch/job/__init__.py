@@ -6,6 +6,12 @@
 * ``methods``  every method (metaproperties, embeddings, hybrid) on the same people and lists
 * ``report``   figures (HTML + PNG) and the report folder
 * ``run``      the ``vfmatch run`` command: the whole job and its report
+* ``files``    what the commands on files share: a saved models folder, voice
+  files and photos in (through :mod:`vfmatch.data.media`), the warning for
+  simulator-trained models on other input
+* ``match_command``, ``rank_command``, ``compare_command``: ``vfmatch match``,
+  ``rank`` and ``compare`` (``match_files``, ``rank_files``, ``compare_files``)
+* ``population_command``: ``vfmatch population``
 
 Book chapters 05-07 start from :func:`vfmatch.job.prepare.prepare`.
 """
@@ -16,6 +22,7 @@ from .methods import *  # noqa: F401,F403
 from .prepare import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .run import *  # noqa: F401,F403
+from .files import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("methods", "prepare", "report", "run") for n in importlib.import_module(f".{m}", __name__).__all__]
+__all__ = [n for m in ("methods", "prepare", "report", "run", "files") for n in importlib.import_module(f".{m}", __name__).__all__]
