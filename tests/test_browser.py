@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -37,16 +38,24 @@ import pytest
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
-# chapter stem -> (CSS selector of the control to move, how to move it).
-# "slider": focus the slider's handle and press the right arrow once (one step);
-# "dropdown": choose the next option of the <select>.
-# Chosen because their notebooks are the quickest to run that have widgets
-# (about 20-70 s each under the quick setting on 2 loaded cores).
+# chapter stem -> how to move its widget (the last widget of the chapter):
+# "slider": focus the first slider's handle and press the right arrow once (one step);
+# "dropdown": choose the next option of the first dropdown;
+# "dropdown+button": that, then click the widget's button (chapter 01 redraws on "Simulate").
+# Three chapters whose widgets show three kinds of output: a matplotlib image and audio
+# players (01), a plotly figure (02), a table (08).
 CHAPTERS = {
+    "01_population": "dropdown+button",     # gender, then Simulate: new faces, spectrograms and clips
     "02_voice_encoders": "slider",          # Mel bands: the spectrogram's title says how many
-    "04_metaproperties": "dropdown",        # person: the distributions' title names them
-    "09_robustness": "dropdown",            # codec: the player's clip changes
+    "08_evaluation": "slider",              # gallery size N': the recall table's values
 }
+# Known bug, found by this test: vfmatch.widgets.display.rich_output formats a plotly
+# figure with IPython's display_formatter.format(), which returns nothing for objects
+# with _ipython_display_ (plotly figures have one: it displays them directly instead).
+# So a plotly figure never reaches the widget's Output: the first one lands in the
+# cell's output, and a redraw is lost. Remove a chapter from here when that is fixed
+# (the test then passes, and strict=True makes it fail until the mark goes).
+PLOTLY_REDRAW_BUG = {"02_voice_encoders"}
 SERVER_START_S = 180     # JupyterLab's first start builds its settings; slow on a loaded machine
 RUN_ALL_S = 600          # one chapter, every cell, quick setting, 2 loaded cores
 REDRAW_S = 120           # one widget redraw (a figure, or a degraded clip)
@@ -198,11 +207,13 @@ def _run_all(page, stem: str) -> None:
             pytest.fail(f"{stem}: not every cell ran within {RUN_ALL_S} s")
 
 
-def _widget_output(page):
-    """The last widget's ipywidgets Output area (where the chapter's widget redraws)."""
-    outputs = page.locator(".jupyter-widgets.widget-output")
-    assert outputs.count() > 0, "no ipywidgets Output area is displayed"
-    return outputs.last
+def _widget_cell(page):
+    """The chapter's widget cell: the last code cell that calls a ``build_*_widget(...)``."""
+    cells = page.locator(".jp-CodeCell").filter(has_text=re.compile(r"build_\w+_widget\("))
+    assert cells.count() > 0, "no cell calls a build_*_widget function"
+    cell = cells.last
+    assert cell.locator(".jupyter-widgets.widget-output").count() > 0, "the widget cell shows no ipywidgets Output area"
+    return cell
 
 
 def _signature(output) -> str:
@@ -212,9 +223,9 @@ def _signature(output) -> str:
         Array.from(el.querySelectorAll('audio, audio source, img')).map(e => e.getAttribute('src') || '').join(' ')""")
 
 
-def _move(page, kind: str) -> None:
-    """Move the first control of the last widget: a slider one step right, or a dropdown to its next option."""
-    box = page.locator(".jupyter-widgets.widget-vbox").last
+def _move(cell, kind: str) -> None:
+    """Move the first control of the widget in ``cell`` (see ``CHAPTERS``)."""
+    box = cell.locator(".jp-OutputArea")
     if kind == "slider":
         handle = box.locator(".widget-slider .noUi-handle").first
         handle.focus()
@@ -224,10 +235,18 @@ def _move(page, kind: str) -> None:
         n = select.locator("option").count()
         current = select.evaluate("s => s.selectedIndex")
         select.select_option(index=(current + 1) % n)
+        if kind == "dropdown+button":
+            box.locator("button.jupyter-button").first.click()
+
+
+def _params():
+    bug = pytest.mark.xfail(strict=True, raises=AssertionError,
+                            reason="plotly figures do not reach an ipywidgets Output (see PLOTLY_REDRAW_BUG)")
+    return [pytest.param(stem, id=stem, marks=[bug] if stem in PLOTLY_REDRAW_BUG else []) for stem in CHAPTERS]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stem", list(CHAPTERS), ids=list(CHAPTERS))
+@pytest.mark.parametrize("stem", _params())
 def test_widget_redraws_in_the_browser(stem, lab, browser):
     base, token, root = lab
     shots = root / "screenshots"
@@ -238,20 +257,23 @@ def test_widget_redraws_in_the_browser(stem, lab, browser):
         page.goto(f"{base}/lab/tree/{stem}.ipynb?token={token}", timeout=SERVER_START_S * 1000)
         page.wait_for_selector(".jp-Notebook", timeout=SERVER_START_S * 1000)
         _run_all(page, stem)
-        output = _widget_output(page)
+        cell = _widget_cell(page)
+        output = cell.locator(".jupyter-widgets.widget-output").first
         output.scroll_into_view_if_needed()
         page.wait_for_timeout(1000)   # let the figure finish drawing
+        page.screenshot(path=str(shots / f"{stem}-before.png"))        # what the window shows
+        cell.screenshot(path=str(shots / f"{stem}-widget-before.png"))  # the whole widget cell
         before = _signature(output)
         assert before.strip(" |"), f"{stem}: the widget shows nothing"
-        page.screenshot(path=str(shots / f"{stem}-before.png"))
 
-        _move(page, CHAPTERS[stem])
+        _move(cell, CHAPTERS[stem])
         deadline = time.monotonic() + REDRAW_S
         while _signature(output) == before:
             assert time.monotonic() < deadline, f"{stem}: the widget's output did not change within {REDRAW_S} s"
             page.wait_for_timeout(1000)
         _wait(page, _KERNEL_IDLE, REDRAW_S, f"{stem}'s kernel to finish the redraw")
         page.screenshot(path=str(shots / f"{stem}-after.png"))
+        cell.screenshot(path=str(shots / f"{stem}-widget-after.png"))
 
         errors = [e for c in page.evaluate(_CELLS) for e in c["errors"]]
         assert not errors, f"{stem}: a cell raised: {errors}"
@@ -260,7 +282,10 @@ def test_widget_redraws_in_the_browser(stem, lab, browser):
             assert bad not in shown, f"{stem}: the page shows {bad!r}"
         print(f"{stem}: screenshots in {shots}")
     finally:
-        # shut the chapter's kernel down now: three torch kernels at once are a lot for a small machine
-        page.evaluate("() => { const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-                      " return nb && nb.sessionContext ? nb.sessionContext.shutdown() : null; }")
-        page.close()
+        # shut the chapter's kernel down now: three torch kernels at once are a lot for a small
+        # machine (the server stops any that is left when the module's tests end)
+        try:
+            page.evaluate("() => { const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                          " return nb && nb.sessionContext ? nb.sessionContext.shutdown() : null; }")
+        finally:
+            page.close()
