@@ -38,7 +38,7 @@ import pytest
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
-# chapter stem -> how to move its widget (the last widget of the chapter):
+# chapter stem -> how to move its widget (in the last cell that calls a build_*_widget):
 # "slider": focus the first slider's handle and press the right arrow once (one step);
 # "dropdown": choose the next option of the first dropdown;
 # "dropdown+button": that, then click the widget's button (chapter 01 redraws on "Simulate").
@@ -57,7 +57,7 @@ CHAPTERS = {
 # (the test then passes, and strict=True makes it fail until the mark goes).
 PLOTLY_REDRAW_BUG = {"02_voice_encoders"}
 SERVER_START_S = 180     # JupyterLab's first start builds its settings; slow on a loaded machine
-RUN_ALL_S = 600          # one chapter, every cell, quick setting, 2 loaded cores
+RUN_ALL_S = 900          # one chapter, every cell, quick setting (5 min seen on 2 heavily loaded cores)
 REDRAW_S = 120           # one widget redraw (a figure, or a degraded clip)
 
 
@@ -151,7 +151,7 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(lab):
+def browser():
     """Headless Chromium from the system, through Playwright; closed after."""
     chromium = _chromium()
     if chromium is None:
@@ -207,9 +207,15 @@ def _run_all(page, stem: str) -> None:
             pytest.fail(f"{stem}: not every cell ran within {RUN_ALL_S} s")
 
 
+def _notebook(page):
+    """The notebook panel on show (the shell's current widget), as a locator."""
+    panel_id = page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+    return page.locator(f"[id='{panel_id}']")
+
+
 def _widget_cell(page):
     """The chapter's widget cell: the last code cell that calls a ``build_*_widget(...)``."""
-    cells = page.locator(".jp-CodeCell").filter(has_text=re.compile(r"build_\w+_widget\("))
+    cells = _notebook(page).locator(".jp-CodeCell").filter(has_text=re.compile(r"build_\w+_widget\("))
     assert cells.count() > 0, "no cell calls a build_*_widget function"
     cell = cells.last
     assert cell.locator(".jupyter-widgets.widget-output").count() > 0, "the widget cell shows no ipywidgets Output area"
@@ -247,15 +253,17 @@ def _params():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", _params())
-def test_widget_redraws_in_the_browser(stem, lab, browser):
+def test_widget_redraws_in_the_browser(stem, browser, lab):   # browser first: it may skip before a server starts
     base, token, root = lab
     shots = root / "screenshots"
     shots.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
     try:
         page.set_default_timeout(60_000)
-        page.goto(f"{base}/lab/tree/{stem}.ipynb?token={token}", timeout=SERVER_START_S * 1000)
-        page.wait_for_selector(".jp-Notebook", timeout=SERVER_START_S * 1000)
+        # ?reset: a fresh workspace, so the chapters opened before are not reopened beside this one
+        page.goto(f"{base}/lab/tree/{stem}.ipynb?reset&token={token}", timeout=SERVER_START_S * 1000)
+        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook", timeout=SERVER_START_S * 1000)
         _run_all(page, stem)
         cell = _widget_cell(page)
         output = cell.locator(".jupyter-widgets.widget-output").first
@@ -277,7 +285,7 @@ def test_widget_redraws_in_the_browser(stem, lab, browser):
 
         errors = [e for c in page.evaluate(_CELLS) for e in c["errors"]]
         assert not errors, f"{stem}: a cell raised: {errors}"
-        shown = page.locator(".jp-Notebook").inner_text()
+        shown = _notebook(page).inner_text()
         for bad in ("Error displaying widget", "Traceback (most recent call last)"):
             assert bad not in shown, f"{stem}: the page shows {bad!r}"
         print(f"{stem}: screenshots in {shots}")
@@ -288,4 +296,4 @@ def test_widget_redraws_in_the_browser(stem, lab, browser):
             page.evaluate("() => { const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
                           " return nb && nb.sessionContext ? nb.sessionContext.shutdown() : null; }")
         finally:
-            page.close()
+            context.close()
