@@ -13,18 +13,21 @@ import pytest
 
 from vfmatch.data.pairs import make_pairs
 from vfmatch.data.population import Population
+from vfmatch.job.prepare import MatchingData
 from vfmatch.job.report import distributions_figure, explanation_figure
 from vfmatch.matching.matcher import MetapropertyMatcher
 from vfmatch.matching.tables import noisy_metaproperties, oracle_metaproperties
 from vfmatch.simulator.traits import draw_identities
 from vfmatch.widgets.display import rich_output
+from vfmatch.widgets.matching import build_gallery_widget
 
 LABELS = ["metaproperty", "voice says (p)", "face says (p)", "distance function", "distance",
           "standardized distance", "weight", "contribution"]
 
 
 @pytest.fixture(scope="module")
-def explanation():
+def fitted():
+    """A metadata-only population (no audio, no pixels), its noisy tables and a matcher fitted on them."""
     ids = draw_identities(80, seed=3)
     rows = [s for s in ids["speaker_id"] for _ in range(2)]
     pop = Population(ids, datasets.Dataset.from_dict({"speaker_id": rows}), datasets.Dataset.from_dict({"speaker_id": rows}))
@@ -32,6 +35,12 @@ def explanation():
     v, f = noisy_metaproperties(v, 1.5, seed=0), noisy_metaproperties(f, 1.5, seed=1)
     pairs = make_pairs(pop, 800, seed=0)
     matcher = MetapropertyMatcher().fit_pairs(v, f, pairs).calibrate(v, f, pairs)
+    return pop, v, f, matcher
+
+
+@pytest.fixture(scope="module")
+def explanation(fitted):
+    _, v, f, matcher = fitted
     return matcher.explain(v, f, 0, 5)
 
 
@@ -77,3 +86,18 @@ def test_distributions_figure_axes_are_titled(explanation):
     y_titles = [v.get("title", {}).get("text") for k, v in layout.items() if k.startswith("yaxis")]
     x_titles = [v.get("title", {}).get("text") for k, v in layout.items() if k.startswith("xaxis")]
     assert "probability" in y_titles and "value" in x_titles
+
+
+def test_gallery_widget_shows_the_explanation_as_a_table(fitted):
+    """Chapter 07's widget: the explanation under the gallery is an HTML table, and it follows the rank dropdown."""
+    pytest.importorskip("ipywidgets")
+    pop, v, f, matcher = fitted
+    data = MatchingData(population=pop, parts={"test": pop}, voice={"test": v}, face={"test": f},
+                        metaproperties=list(v))
+    box = build_gallery_widget(data, matcher, top_k=3)
+    rank, explain_out = box.children[0].children[1], box.children[2]
+    first = explain_out.outputs[0]["data"]
+    assert "<table" in first["text/html"] and "contribution" in first["text/html"]
+    assert [o["output_type"] for o in explain_out.outputs] == ["display_data"] * 3  # table, bars, distributions: no text
+    rank.value = 2
+    assert explain_out.outputs[0]["data"]["text/html"] != first["text/html"]
