@@ -227,7 +227,7 @@ def identification_figure(evaluation: Mapping[str, Mapping[str, float]], title: 
             error = dict(type="data", array=np.nan_to_num(ci[:, 1] - y), arrayminus=np.nan_to_num(y - ci[:, 0]))
         fig.add_bar(x=list(evaluation), y=y, name=label, marker_color=_PALETTE[i], error_y=error)
     fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
-    fig.update_layout(title=title, barmode="group", xaxis_title="model or method", yaxis_title="1:2 accuracy (fraction correct)",
+    fig.update_layout(title=title, barmode="group", xaxis_title="model or method", yaxis_title="1:2 accuracy (share of lists)",
                       yaxis_range=[0, 1], template="plotly_white")
     return fig
 
@@ -241,8 +241,8 @@ def extractor_figure(extractors: Mapping[str, Mapping[str, Mapping[str, float]]]
                     name=f"{side} extractor", marker_color=_PALETTE[i])
     fig.add_scatter(x=names, y=[extractors[n].get("voice", {}).get("majority_baseline", np.nan) for n in names],
                     mode="markers", name="majority baseline", marker=dict(color="black", size=9, symbol="line-ew-open"))
-    fig.update_layout(title=title, barmode="group", yaxis_title="balanced accuracy", yaxis_range=[0, 1],
-                      template="plotly_white")
+    fig.update_layout(title=title, barmode="group", xaxis_title="metaproperty", yaxis_title="balanced accuracy",
+                      yaxis_range=[0, 1], template="plotly_white")
     return fig
 
 
@@ -253,30 +253,15 @@ def difficulty_figure(table: pd.DataFrame, title: str = "Retraining by difficult
     fig.add_bar(x=list(ok["strategy"]), y=list(ok["test_accuracy"]), name="test accuracy", marker_color=_PALETTE[0])
     fig.add_bar(x=list(ok["strategy"]), y=list(ok["test_auc"]), name="test AUC", marker_color=_PALETTE[1])
     lo = float(np.nanmin(ok[["test_accuracy", "test_auc"]].to_numpy())) if len(ok) else 0.5
-    fig.update_layout(title=title, barmode="group", yaxis_range=[max(0.0, lo - 0.1), 1.0], template="plotly_white")
+    fig.update_layout(title=title, barmode="group", xaxis_title="retraining strategy", yaxis_title="score on test pairs",
+                      yaxis_range=[max(0.0, lo - 0.1), 1.0], template="plotly_white")
     return fig
 
 
 def explanation_figure(explanation, title: str | None = None):
-    """Horizontal bars of each metaproperty's contribution to one level of match."""
-    t = explanation.table.sort_values("contribution")
-    colors = [_PALETTE[2] if c >= 0 else _PALETTE[3] for c in t["contribution"]]
-    hover = [
-        f"{r.metaproperty}: voice {r.voice_top}, face {r.face_top}<br>{r.distance_function} distance {r.distance:.3f}"
-        f" (train mean {r.mean:.3f}, std {r.std:.3f})<br>weight {r.weight:+.3f} x standardized {r.standardized:+.2f}"
-        for r in t.itertuples()
-    ]
-    fig = go.Figure(go.Bar(x=t["contribution"], y=t["metaproperty"], orientation="h", marker_color=colors,
-                           hovertext=hover, hoverinfo="text"))
-    verdict = "match" if explanation.decision else "no match"
-    fig.update_layout(
-        title=title or f"voice {explanation.voice_index} vs face {explanation.face_index}: level {explanation.level:+.2f} "
-        f"(threshold {explanation.threshold:+.2f}) -> {verdict}",
-        xaxis_title="contribution to the level of match (+ argues for a match)", template="plotly_white",
-        height=120 + 28 * len(t), margin=dict(l=110),
-    )
-    fig.add_vline(x=0, line_dash="dot")
-    return fig
+    """Horizontal bars of each metaproperty's contribution to one level of match
+    (:meth:`vfmatch.matching.explain.MatchExplanation.figure`)."""
+    return explanation.figure(title)
 
 
 def distributions_figure(explanation, metaproperties=None):
@@ -293,8 +278,14 @@ def distributions_figure(explanation, metaproperties=None):
         fig.add_trace(go.Bar(x=labels, y=list(explanation.face[name].values()), name="face",
                              marker_color=_PALETTE[1], showlegend=k == 0), row=r, col=c)
     fig.update_layout(barmode="group", height=260 * rows, template="plotly_white",
-                      title="What the voice and the face say, per metaproperty")
+                      title="What the voice and the face say, per metaproperty (x: value, y: probability)")
     fig.update_yaxes(range=[0, 1])
+    for k in range(len(names)):  # axis titles on the left column (probability) and bottom row (value)
+        r, c = k // cols + 1, k % cols + 1
+        if c == 1:
+            fig.update_yaxes(title_text="probability", row=r, col=c)
+        if k + cols >= len(names):
+            fig.update_xaxes(title_text="value", row=r, col=c)
     return fig
 
 

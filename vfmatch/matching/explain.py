@@ -16,11 +16,18 @@ positive one argues for a match.
   linear model they are exactly the weighted-sum terms above. They describe
   what the fitted ensemble does with this pair, not what causes a match.
 
+A :class:`MatchExplanation` shows itself three ways: :meth:`~MatchExplanation.to_text`
+(a few lines for a terminal or a log), :meth:`~MatchExplanation.summary_frame`
+(a rounded, labelled table; a notebook displays it through ``_repr_html_``, so
+nothing wraps mid-word at a narrow window) and :meth:`~MatchExplanation.figure`
+(a plotly bar chart of the contributions).
+
 Book chapter: ``book/07_matching_and_retrieval.ipynb``.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -121,16 +128,77 @@ class MatchExplanation:
     method: str = "weighted_sum"
 
     def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`table`: every column, unrounded (for computing with)."""
         return self.table.copy()
 
-    def to_text(self) -> str:
-        """A few lines a person can read."""
+    def headline(self) -> str:
+        """One line: the level of match, the threshold, the decision and the probability."""
         verdict = "MATCH" if self.decision else "no match"
         prob = f", classifier probability {self.probability:.2f}" if self.probability is not None else ""
-        lines = [
-            f"voice {self.voice_index} vs face {self.face_index}: level of match {self.level:+.2f} "
-            f"(threshold {self.threshold:+.2f}) -> {verdict}{prob}"
+        return (f"voice {self.voice_index} vs face {self.face_index}: level of match {self.level:+.2f} "
+                f"(threshold {self.threshold:+.2f}) -> {verdict}{prob}")
+
+    def summary_frame(self, digits: int = 3) -> pd.DataFrame:
+        """The table a person reads: one row per metaproperty, largest contribution first.
+
+        Columns (labelled for reading, numbers rounded to ``digits``):
+        ``metaproperty``, ``voice says (p)`` and ``face says (p)`` (most likely
+        value and its probability), ``distance function``, ``distance``,
+        ``standardized distance`` (``(distance - train mean) / train std``),
+        ``weight`` and ``contribution`` (they add up to the level of match;
+        positive argues for a match)."""
+        t = self.table.reindex(self.table["contribution"].abs().sort_values(ascending=False).index)
+        out = pd.DataFrame({
+            "metaproperty": t["metaproperty"],
+            "voice says (p)": t["voice_top"],
+            "face says (p)": t["face_top"],
+            "distance function": t["distance_function"],
+            "distance": t["distance"],
+            "standardized distance": t["standardized"],
+            "weight": t["weight"],
+            "contribution": t["contribution"],
+        })
+        return out.reset_index(drop=True).round(digits)
+
+    def _repr_html_(self) -> str:
+        # Jupyter calls this: the headline, then the summary table as HTML, with a note on the method.
+        note = (" Contributions are Shapley values of the ensemble's level; weights are permutation importances."
+                if self.method == "shapley" else " Contribution = weight x standardized distance.")
+        return (f"<p><b>{html.escape(self.headline())}</b><br><small>{html.escape(note.strip())} "
+                "Positive contributions argue for a match; they add up to the level of match.</small></p>"
+                + self.summary_frame().to_html(index=False, border=0))
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        # IPython's plain-text view (a terminal, or text/plain beside the HTML): the readable lines.
+        printer.text(self.to_text())
+
+    def figure(self, title: str | None = None):
+        """Horizontal bars of each metaproperty's contribution to the level of match (plotly).
+
+        Hovering a bar shows both sides' most likely values, the distance, the
+        training mean and std, and the weight."""
+        import plotly.graph_objects as go  # deferred: plotly is slow to import and only the figure needs it
+
+        t = self.table.sort_values("contribution")
+        colors = ["#2ca02c" if c >= 0 else "#d62728" for c in t["contribution"]]
+        hover = [
+            f"{r.metaproperty}: voice {r.voice_top}, face {r.face_top}<br>{r.distance_function} distance {r.distance:.3f}"
+            f" (train mean {r.mean:.3f}, std {r.std:.3f})<br>weight {r.weight:+.3f} x standardized {r.standardized:+.2f}"
+            for r in t.itertuples()
         ]
+        fig = go.Figure(go.Bar(x=t["contribution"], y=t["metaproperty"], orientation="h", marker_color=colors,
+                               hovertext=hover, hoverinfo="text"))
+        fig.update_layout(
+            title=title or self.headline(),
+            xaxis_title="contribution to the level of match (log-odds; + argues for a match)",
+            yaxis_title="metaproperty", template="plotly_white", height=140 + 28 * len(t), margin=dict(l=130),
+        )
+        fig.add_vline(x=0, line_dash="dot")
+        return fig
+
+    def to_text(self) -> str:
+        """A few lines a person can read in a terminal (a notebook shows :meth:`summary_frame`)."""
+        lines = [self.headline()]
         if self.method == "shapley":
             lines.append("  (contributions: Shapley values of the ensemble's level; weights: permutation importances)")
         for r in self.table.sort_values("contribution", key=np.abs, ascending=False).itertuples():

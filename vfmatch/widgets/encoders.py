@@ -144,7 +144,10 @@ def embedding_figure(features: np.ndarray, table: pd.DataFrame, color: str, *, m
     df["x"], df["y"] = xy[:, 0], xy[:, 1]
     if color in df and df[color].dtype.kind not in "fc":
         df[color] = df[color].astype(str)
-    return px.scatter(df, x="x", y="y", color=color, hover_data=[h for h in hover if h in df], title=title or f"{method.upper()} of the embeddings, coloured by {color}")
+    axis = "principal component" if method == "pca" else "t-SNE dimension"
+    return px.scatter(df, x="x", y="y", color=color, hover_data=[h for h in hover if h in df],
+                      labels={"x": f"{axis} 1 (no unit)", "y": f"{axis} 2 (no unit)"},
+                      title=title or f"{method.upper()} of the embeddings, coloured by {color}")
 
 
 def nearest_neighbour_accuracy(features: np.ndarray, labels) -> float:
@@ -186,4 +189,4 @@ def ita_figure(image: np.ndarray, landmarks: np.ndarray, *, radius: float = 0.12
         shown[edge] = (0, 255, 0)
         if m.any():
             texts.append(f"{name.replace('_', ' ')} {individual_typology_angle(np.median(lab[m], axis=0)):.0f}°")
-    return px.imshow(shown, title="ITA: " + ", ".join(texts))
+    return px.imshow(shown, title="ITA: " + ", ".join(texts), labels={"x": "x (pixels)", "y": "y (pixels)"})

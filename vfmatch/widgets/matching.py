@@ -319,7 +319,8 @@ def build_gallery_widget(data: MatchingData, matcher: MetapropertyMatcher, top_k
     def show_explanation(*_):
         row = state["ranking"].iloc[rank.value - 1]
         parts = explain_pair(data, matcher, voice.value, int(row["face_index"]), role)
-        show_in(explain_out, parts["explanation"].to_text(), parts["contributions"], parts["distributions"])
+        # The explanation itself (not its text): a notebook shows it as a table (MatchExplanation._repr_html_).
+        show_in(explain_out, parts["explanation"], parts["contributions"], parts["distributions"])
 
     voice.observe(show_gallery, names="value")
     rank.observe(show_explanation, names="value")

@@ -72,7 +72,9 @@ def distributions_figure(table: pd.DataFrame, *, title: str = "", columns: int =
         labels = [f"{v} *" if tr == 1 else str(v) for v, tr in zip(t["value"], t["truth"])]
         fig.add_bar(x=labels, y=t["voice"], name="voice", marker_color="#1f77b4", showlegend=i == 0, row=r, col=c)
         fig.add_bar(x=labels, y=t["face"], name="face", marker_color="#ff7f0e", showlegend=i == 0, row=r, col=c)
-        fig.update_yaxes(range=[0, 1], row=r, col=c)
+        fig.update_yaxes(range=[0, 1], title_text="probability" if c == 1 else None, row=r, col=c)
+        if i + columns >= len(names):  # bottom panel of its column
+            fig.update_xaxes(title_text="value", row=r, col=c)
     fig.update_layout(barmode="group", height=260 * rows, title=title or "Voice and face distributions (* = true value)")
     return fig
 
@@ -121,6 +123,10 @@ def attention_figure(extractor, item, *, title: str = ""):
     fig.add_heatmap(z=att, colorscale="Viridis", colorbar=dict(title="share"), row=2, col=1)
     if extractor.modality == "face":
         fig.update_yaxes(autorange="reversed")
+    # The rollout is spread back onto the input's grid, so both panels share its axes.
+    ylabel, xlabel = ("row (pixels)", "column (pixels)") if extractor.modality == "face" else ("Mel band", "frame (20 ms)")
+    fig.update_yaxes(title_text=ylabel)
+    fig.update_xaxes(title_text=xlabel, row=2, col=1)
     fig.update_layout(height=520, title=title or f"ViT for {extractor.metaproperty} ({extractor.modality}): attention rollout")
     return fig
 
