@@ -55,7 +55,7 @@ CHAPTERS = {
 # So a plotly figure never reaches the widget's Output: the first one lands in the
 # cell's output, and a redraw is lost. Remove a chapter from here when that is fixed
 # (the test then passes, and strict=True makes it fail until the mark goes).
-PLOTLY_REDRAW_BUG = {"02_voice_encoders"}
+PLOTLY_REDRAW_BUG: set[str] = set()  # fixed in vfmatch.widgets.display.rich_output
 SERVER_START_S = 180     # JupyterLab's first start builds its settings; slow on a loaded machine
 RUN_ALL_S = 900          # one chapter, every cell, quick setting (5 min seen on 2 heavily loaded cores)
 REDRAW_S = 120           # one widget redraw (a figure, or a degraded clip)

@@ -19,10 +19,18 @@ __all__ = ["show_in", "rich_output"]
 def rich_output(item) -> dict:
     """One notebook output dict (nbformat v4) for ``item``.
 
-    A ``str`` becomes stdout text; anything else is formatted by IPython's
-    display formatter (plotly and matplotlib figures, DataFrames, Audio)."""
+    A ``str`` becomes stdout text; an object with ``_repr_mimebundle_`` (a
+    plotly figure) gives its own bundle -- IPython's formatter returns nothing
+    for plotly figures, which display themselves, so in JupyterLab the figure
+    would land outside the widget and every redraw would be lost; anything
+    else is formatted by IPython's display formatter (matplotlib figures,
+    DataFrames, Audio)."""
     if isinstance(item, str):
         return {"output_type": "stream", "name": "stdout", "text": item if item.endswith("\n") else item + "\n"}
+    if hasattr(item, "_repr_mimebundle_") and type(item).__module__.startswith("plotly"):
+        bundle = item._repr_mimebundle_()
+        data, metadata = (bundle if isinstance(bundle, tuple) else (bundle, {}))
+        return {"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})}
     from IPython.core.interactiveshell import InteractiveShell  # deferred: IPython comes with the notebook (the "book" extra)
 
     data, metadata = InteractiveShell.instance().display_formatter.format(item)
