@@ -6,6 +6,8 @@
 * ``methods``  every method (metaproperties, embeddings, hybrid) on the same people and lists
 * ``report``   figures (HTML + PNG) and the report folder
 * ``run``      the ``vfmatch run`` command: the whole job and its report
+* ``sss_features``  features of media files in resumable shards (``Dataset.map`` / ``Dataset.shard``)
+* ``sss_command``   the ``vfmatch sss`` command: VoxCeleb1 + VGGFace on the published SSS lists
 
 Book chapters 05-07 start from :func:`vfmatch.job.prepare.prepare`.
 """
@@ -16,6 +18,8 @@ from .methods import *  # noqa: F401,F403
 from .prepare import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .run import *  # noqa: F401,F403
+from .sss_command import *  # noqa: F401,F403
+from .sss_features import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("methods", "prepare", "report", "run") for n in importlib.import_module(f".{m}", __name__).__all__]
+__all__ = [n for m in ("methods", "prepare", "report", "run", "sss_command", "sss_features") for n in importlib.import_module(f".{m}", __name__).__all__]
