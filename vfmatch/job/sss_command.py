@@ -54,7 +54,7 @@ from .prepare import device_setting
 from .report import identification_figure, save_figure, write_index, write_json
 from .sss_features import default_num_shards, extract_features, feature_folder, media_dataset, merge_shards
 
-__all__ = ["SSS_LABELS", "LabelMatcher", "sss_items", "run_sss", "add_arguments", "main"]
+__all__ = ["SSS_LABELS", "LabelMatcher", "sss_items", "run_sss"]  # add_arguments, main: the CLI calls them by module
 
 #: the identity labels VoxCeleb1's metadata gives (and nothing else)
 SSS_LABELS = ("gender", "nationality")
@@ -208,14 +208,16 @@ def sss_items(wav_root: Path, face_root: Path, train: pd.DataFrame, per_identity
 # ---------------------------------------------------------------------------
 
 
-def _extract(root, paths, modality, encoder, args, load_options) -> tuple[Path, int]:
+def _extract(root, paths, modality, encoder, args, load_options, device: str) -> tuple[Path, int]:
     ds = media_dataset(root, paths)
+    # Worker processes on a CPU; on a GPU one process feeds it batches (CUDA does not survive a fork).
+    num_proc = None if device.startswith("cuda") else args.num_proc
     k = args.num_shards or default_num_shards(ds.num_rows)
     folder = feature_folder(args.cache or cache_dir("sss"), encoder, modality, ds, load_options)
     if not args.merge:
         shards = None if args.shard_index is None else [args.shard_index]
         extract_features(ds, encoder, folder, modality=modality, num_shards=k, shard_indices=shards,
-                         batch_size=args.batch_size, num_proc=args.num_proc, load_options=load_options,
+                         batch_size=args.batch_size, num_proc=num_proc, load_options=load_options,
                          progress=args.progress)
     return folder, k
 
@@ -271,8 +273,8 @@ def run_sss(args: argparse.Namespace) -> dict | None:
             raise ValueError(f"--{enc.modality}-encoder {enc.name}: the recipe needs a fixed (not trained) vector encoder")
     v_opts, f_opts = {"max_seconds": args.max_seconds}, {"image_size": args.image_size}
     with device_setting(args.device) as device:
-        v_folder, kv = _extract(wav_root, voices, "voice", voice_enc, args, v_opts)
-        f_folder, kf = _extract(face_root, faces, "face", face_enc, args, f_opts)
+        v_folder, kv = _extract(wav_root, voices, "voice", voice_enc, args, v_opts, device)
+        f_folder, kf = _extract(face_root, faces, "face", face_enc, args, f_opts, device)
         if args.extract_only:
             print(f"vfmatch sss: features in {v_folder} and {f_folder}")
             return None

@@ -185,22 +185,29 @@ def extract_features(
     folder.mkdir(parents=True, exist_ok=True)
     todo = [i for i in indices if not shard_file(folder, i, num_shards).exists()]
     written = []
-    for i in progress_bar(todo, progress and len(todo) > 1, f"{modality} shards", len(todo)):
-        shard = dataset.shard(num_shards, i, contiguous=True)
-        out = shard.map(
-            _encode_batch, batched=True, batch_size=batch_size,
-            num_proc=num_proc if num_proc and num_proc > 1 and shard.num_rows > 1 else None,
-            fn_kwargs={"encoder": encoder, "modality": modality, "load_options": dict(load_options or {})},
-            remove_columns=["file"],
-            # The fingerprint is our own key: datasets would otherwise hash the encoder's weights.
-            new_fingerprint=f"{folder.name}-{i}-of-{num_shards}",
-            load_from_cache_file=False, keep_in_memory=True,
-            desc=f"{modality} shard {i + 1}/{num_shards}" if progress else None,
-        )
-        feats = np.asarray(out.with_format("numpy")["features"], dtype=np.float32)
-        path = shard_file(folder, i, num_shards)
-        _write_atomic(path, features=feats, paths=np.asarray(out["path"], dtype=str))
-        written.append(path)
+    bars_were_on = not datasets.utils.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()  # map's own bar; restored below
+    try:
+        for i in progress_bar(todo, progress and len(todo) > 1, f"{modality} shards", len(todo)):
+            shard = dataset.shard(num_shards, i, contiguous=True)
+            out = shard.map(
+                _encode_batch, batched=True, batch_size=batch_size,
+                num_proc=num_proc if num_proc and num_proc > 1 and shard.num_rows > 1 else None,
+                fn_kwargs={"encoder": encoder, "modality": modality, "load_options": dict(load_options or {})},
+                remove_columns=["file"],
+                # The fingerprint is our own key: datasets would otherwise hash the encoder's weights.
+                new_fingerprint=f"{folder.name}-{i}-of-{num_shards}",
+                load_from_cache_file=False, keep_in_memory=True,
+                desc=f"{modality} shard {i + 1}/{num_shards}" if progress else None,
+            )
+            feats = np.asarray(out.with_format("numpy")["features"], dtype=np.float32)
+            path = shard_file(folder, i, num_shards)
+            _write_atomic(path, features=feats, paths=np.asarray(out["path"], dtype=str))
+            written.append(path)
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
     return written
 
 
