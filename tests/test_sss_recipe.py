@@ -13,6 +13,7 @@ import gzip
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vfmatch.cli import main as cli_main
@@ -55,7 +56,7 @@ def corpus(tmp_path_factory):
         part = ids[ids["split"] == split]
         for g in ("female", "male"):  # both genders in every split
             chosen.append(part[part["gender"] == g].head(n))
-    people = __import__("pandas").concat(chosen)
+    people = pd.concat(chosen)
     voices, faces = {}, {}
     for sid, name, gender in zip(people["speaker_id"], people["face_name"], people["gender"]):
         f0 = 210.0 if gender == "female" else 115.0

@@ -82,7 +82,8 @@ class LabelMatcher:
     features, logistic regression) are fitted on half of the training
     identities; on the other half a logistic regression learns how much each
     label's Jensen-Shannon distance between the two predicted distributions
-    says about "same person" (the patent's weighted matcher, claims 1 and 7).
+    says about "same person" (as the patent's matcher weighs metaproperty distances,
+    :class:`vfmatch.matching.MetapropertyMatcher`, here on labels instead of extractors).
     Fitting the weights on identities the classifiers never saw keeps them from
     trusting over-confident training-set predictions.
 
