@@ -4,6 +4,7 @@ Subcommands (each lives beside the code it runs; this file only wires them)::
 
     vfmatch population --identities N --seed S --out DIR   # simulate and export
     vfmatch run [--identities N] [--subset gender=female] ...  # the main job
+    vfmatch sss --voxceleb DIR --vggface DIR --out REPORT   # VoxCeleb1 + VGGFace on the SSS lists
     vfmatch fuse --models REPORT/models --voice V.wav --faces DIR --out F.png  # rebuild a face
     vfmatch match --models REPORT/models V.wav F.png            # one voice, one face
     vfmatch rank --models REPORT/models --voice V.wav --faces DIR  # (or --face F.png --voices DIR)
@@ -25,6 +26,7 @@ from . import __version__
 SUBCOMMANDS = {
     "population": ("vfmatch.job.population_command", "simulate a population and write it as WAV/PNG files with metadata.csv"),
     "run": ("vfmatch.job.run", "the main job: train extractors and the matcher, evaluate, write a report"),
+    "sss": ("vfmatch.job.sss_command", "the VoxCeleb1 + VGGFace recipe: extract features (sharded), train, score on the published SSS lists"),
     "fuse": ("vfmatch.fusion.command", "rebuild a speaker's face: fuse the faces of a folder that best match a voice"),
     "match": ("vfmatch.job.match_command", "does this voice file belong to this face photo? level, decision, probability, why"),
     "rank": ("vfmatch.job.rank_command", "sort a folder of faces by a voice file, or a folder of voices by a face photo"),

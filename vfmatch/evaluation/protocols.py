@@ -39,6 +39,7 @@ Book chapter: ``book/08_evaluation.ipynb``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import io
@@ -330,11 +331,13 @@ def load_sss_identities() -> pd.DataFrame:
     return ids
 
 
-def load_sss_list(name: str, identities: pd.DataFrame | None = None):
+def load_sss_list(name: str, identities: pd.DataFrame | None = None, *, lists_dir=None):
     """One published SSS list with identities resolved.
 
     ``name`` is a key of :data:`SSS_LISTS`. Every item is mapped to its identity
-    (the VoxCeleb1 id; faces through the identity table).
+    (the VoxCeleb1 id; faces through the identity table). ``lists_dir``: read the
+    list file (same name, same format) from this folder instead of the shipped one,
+    e.g. lists restricted to the files a test fixture has.
 
     Returns
     -------
@@ -345,6 +348,8 @@ def load_sss_list(name: str, identities: pd.DataFrame | None = None):
     """
     if name not in SSS_LISTS:
         raise KeyError(f"unknown SSS list {name!r}; available: {sorted(SSS_LISTS)}")
+    if lists_dir is not None:
+        return _load_sss_list(name, load_sss_identities() if identities is None else identities, lists_dir)
     if identities is None:
         # The shipped files never change: parse each once per session.
         cached = _load_sss_list_shipped(name)
@@ -357,7 +362,7 @@ def _load_sss_list_shipped(name: str):
     return _load_sss_list(name, load_sss_identities())
 
 
-def _load_sss_list(name: str, ids: pd.DataFrame):
+def _load_sss_list(name: str, ids: pd.DataFrame, lists_dir=None):
     fname, kind, _split, _g, direction = SSS_LISTS[name]
     face_to_speaker = dict(zip(ids["face_name"], ids["speaker_id"]))
     known_voice = set(ids["speaker_id"])
@@ -379,7 +384,8 @@ def _load_sss_list(name: str, ids: pd.DataFrame):
             raise ValueError(f"{fname}: face identities {bad} are not in the SSS identity files")
         return out.to_numpy(dtype=object)
 
-    with sss_file(fname) as path:
+    source = sss_file(fname) if lists_dir is None else contextlib.nullcontext(Path(lists_dir) / fname)
+    with source as path:
         if kind == "triplets":
             df = read_triplets(path)
             df["probe_speaker"] = voice_spk(df["probe"])
@@ -438,6 +444,7 @@ def evaluate_sss(
     identity_level: bool = False,
     ties: str = "half",
     identities: pd.DataFrame | None = None,
+    lists_dir=None,
 ) -> pd.DataFrame:
     """Score a model on the published SSS lists: 1:2 accuracy, verification AUC / EER, retrieval mAP.
 
@@ -454,6 +461,8 @@ def evaluate_sss(
     lists : which of :data:`SSS_LISTS`
     ties : ``"half"`` or ``"wrong"`` for the 1:2 lists (the files always list
         the true face first, so the order rule does not apply)
+    lists_dir : a folder holding list files of the same names and formats to
+        score instead of the shipped ones (:func:`load_sss_list`)
 
     Returns
     -------
@@ -470,7 +479,7 @@ def evaluate_sss(
             raise KeyError(f"unknown SSS list {name!r}; available: {sorted(SSS_LISTS)}")
         _f, kind, split, restricted, direction = SSS_LISTS[name]
         base = {"list": name, "direction": "V-F" if direction == "vf" else "F-V", "queries": "G" if restricted else "U", "split": split}
-        data = load_sss_list(name, identities)
+        data = load_sss_list(name, identities, lists_dir=lists_dir)
 
         def call(v, f):
             return np.asarray(score_fn(np.asarray(v), np.asarray(f)), dtype=np.float64)

@@ -12,6 +12,8 @@
 * ``match_command``, ``rank_command``, ``compare_command``: ``vfmatch match``,
   ``rank`` and ``compare`` (``match_files``, ``rank_files``, ``compare_files``)
 * ``population_command``: ``vfmatch population``
+* ``sss_features``  features of media files in resumable shards (``Dataset.map`` / ``Dataset.shard``)
+* ``sss_command``   the ``vfmatch sss`` command: VoxCeleb1 + VGGFace on the published SSS lists
 
 Book chapters 05-07 start from :func:`vfmatch.job.prepare.prepare`.
 """
@@ -23,6 +25,9 @@ from .prepare import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .run import *  # noqa: F401,F403
 from .files import *  # noqa: F401,F403
+from .sss_command import *  # noqa: F401,F403
+from .sss_features import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("methods", "prepare", "report", "run", "files") for n in importlib.import_module(f".{m}", __name__).__all__]
+__all__ = [n for m in ("methods", "prepare", "report", "run", "files", "sss_command", "sss_features")
+           for n in importlib.import_module(f".{m}", __name__).__all__]

@@ -1,0 +1,169 @@
+"""The VoxCeleb1 + VGGFace recipe (``vfmatch sss``) on a miniature copy in the published layouts.
+
+The fixture takes real identities of the shipped SSS metadata (ids, VGGFace
+names, gender), writes short synthetic WAVs (a tone whose pitch follows the
+gender, plus noise) under ``vox/wav/<id>/<yt>/<n>.wav`` and small JPEGs under
+``vgg/<name>/<n>.jpg``, and tiny lists of the shipped names restricted to those
+files. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vfmatch.cli import main as cli_main
+from vfmatch.evaluation import attribute_agreement_scorer, evaluate_sss, load_sss_identities
+from vfmatch.job.sss_features import load_audio_file, merge_shards, missing_shards, shard_file
+
+N_CLIPS, N_FACES = 3, 3
+
+
+def _write_wav(path, rng, f0, sr=16_000, seconds=0.6):
+    import soundfile as sf
+
+    t = np.arange(int(sr * seconds)) / sr
+    wave = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal(t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave.astype(np.float32), sr)
+
+
+def _write_jpg(path, rng, colour):
+    from PIL import Image
+
+    img = np.clip(np.asarray(colour)[None, None, :] + rng.normal(0, 20, (40, 40, 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, quality=90)
+
+
+def _gz_lines(path, lines):
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """``(root, voices, faces)``: VoxCeleb1 + VGGFace miniature and its lists folder."""
+    root = tmp_path_factory.mktemp("sss")
+    ids = load_sss_identities()
+    rng = np.random.default_rng(0)
+    chosen = []
+    for split, n in (("train", 4), ("validation", 2), ("test", 2)):
+        part = ids[ids["split"] == split]
+        for g in ("female", "male"):  # both genders in every split
+            chosen.append(part[part["gender"] == g].head(n))
+    people = pd.concat(chosen)
+    voices, faces = {}, {}
+    for sid, name, gender in zip(people["speaker_id"], people["face_name"], people["gender"]):
+        f0 = 210.0 if gender == "female" else 115.0
+        colour = (200, 120, 110) if gender == "female" else (90, 110, 170)
+        voices[sid] = [f"{sid}/yt{k % 2}/{k:05d}.wav" for k in range(N_CLIPS)]
+        faces[sid] = [f"{name}/{k:08d}.jpg" for k in range(N_FACES)]
+        for p in voices[sid]:
+            _write_wav(root / "vox" / "wav" / p, rng, f0 * rng.uniform(0.9, 1.1))
+        for p in faces[sid]:
+            _write_jpg(root / "vgg" / p, rng, colour)
+    face_id = dict(zip(people["face_name"], people["speaker_id"]))
+    val = people[people["split"] == "validation"]["speaker_id"].tolist()
+    test = people[people["split"] == "test"]["speaker_id"].tolist()
+    lists = root / "lists"
+    lists.mkdir()
+    # 1:2 lists: probe voice, its own face, another person's face (same gender for the G list)
+    gender = dict(zip(people["speaker_id"], people["gender"]))
+    u, g = [], []
+    for s in val:
+        for o in val:
+            if o != s:
+                (g if gender[o] == gender[s] else u).append(f"{voices[s][0]} {faces[s][0]} {faces[o][1]}")
+    _gz_lines(lists / "match_v2f_2_val.txt.gz", u + g)
+    _gz_lines(lists / "match_g_v2f_2_val.txt.gz", g)
+    pairs = [(v, f) for s in test for v in voices[s][:2] for o in test for f in faces[o][:1]]
+    _gz_lines(lists / "verify_v2f_test.txt.gz", [f"{v} {f}" for v, f in pairs])
+    _gz_lines(lists / "verify_f2v_test.txt.gz", [f"{f} {v}" for v, f in pairs])
+    _gz_lines(lists / "verify_g_v2f_test.txt.gz",
+              [f"{v} {f}" for v, f in pairs if gender[v.split("/")[0]] == gender[face_id[f.split("/")[0]]]])
+    _gz_lines(lists / "reterival_v2f_test.txt.gz",
+              [" ".join(voices[s][0] for s in test), " ".join(f for s in test for f in faces[s])])
+    return root
+
+
+def _args(root, out, cache, *extra):
+    return ["sss", "--voxceleb", str(root / "vox"), "--vggface", str(root / "vgg"), "--lists", str(root / "lists"),
+            "--out", str(out), "--cache", str(cache), "--no-progress", "--epochs", "3", *extra]
+
+
+def test_the_recipe_runs_end_to_end_and_writes_the_report(corpus, tmp_path):
+    out = tmp_path / "report"
+    assert cli_main(_args(corpus, out, tmp_path / "cache", "--methods", "metaproperty", "contrastive")) == 0
+    for name in ("metrics.json", "index.html", "sss_results.csv", "identification.png", "models/contrastive/config.json"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"metaproperty", "contrastive"}
+    assert metrics["recipe"]["labels"] == ["gender", "nationality"]
+    assert "only gender and nationality" in metrics["recipe"]["note"]
+    assert set(metrics["methods"]["metaproperty"]["weights"]) <= {"gender", "nationality"}
+    ids = load_sss_identities()
+    expected = evaluate_sss(attribute_agreement_scorer(ids, ["gender", "nationality"]), identity_level=True,
+                            lists_dir=corpus / "lists")
+    rows = metrics["sss"]["metaproperty"]
+    assert [r["list"] for r in rows] == expected["list"].tolist()
+    assert [r["n"] for r in rows] == expected["n"].tolist()  # every item of every list was scored
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows)
+    assert metrics["evaluation"]["oracle"]["identification_1to2_vf"] == pytest.approx(expected["value"].iloc[0])
+    assert "VoxCeleb1 + VGGFace" in (out / "index.html").read_text()
+
+
+def test_an_interrupted_extraction_resumes_and_shards_merge_to_the_one_shot_features(corpus, tmp_path):
+    cache = tmp_path / "cache"
+    common = ("--methods", "metaproperty", "--num-shards", "3")
+    # A cluster worker (or a run interrupted after its first shard): shard 0 only.
+    assert cli_main(_args(corpus, tmp_path / "r", cache, *common, "--shard-index", "0", "--extract-only")) == 0
+    folders = sorted(p for p in cache.iterdir() if p.is_dir())
+    assert [p.name.split("-")[0] for p in folders] == ["face", "voice"]
+    for folder in folders:
+        assert missing_shards(folder, 3) == [1, 2]
+    # Merging now is refused, naming the missing shards.
+    assert cli_main(_args(corpus, tmp_path / "r", cache, *common, "--merge")) == 2
+    done = {f: shard_file(f, 0, 3).stat().st_mtime_ns for f in folders}
+    # The rest (two processes for Dataset.map), then the whole recipe from the shards.
+    assert cli_main(_args(corpus, tmp_path / "r", cache, *common, "--extract-only", "--num-proc", "2")) == 0
+    assert all(missing_shards(f, 3) == [] for f in folders)
+    assert all(shard_file(f, 0, 3).stat().st_mtime_ns == t for f, t in done.items())  # shard 0 was not redone
+    assert cli_main(_args(corpus, tmp_path / "r", cache, *common, "--merge")) == 0
+    assert (tmp_path / "r" / "metrics.json").exists()
+    # One shot, one shard, another cache: the same rows in the same order.
+    one = tmp_path / "one"
+    assert cli_main(_args(corpus, tmp_path / "r1", one, "--methods", "metaproperty", "--num-shards", "1",
+                          "--extract-only")) == 0
+    for folder in folders:
+        X3, P3 = merge_shards(folder, 3)
+        X1, P1 = merge_shards(one / folder.name, 1)
+        assert P3.tolist() == P1.tolist()
+        np.testing.assert_allclose(X3, X1, rtol=1e-5, atol=1e-6)
+
+
+def test_audio_files_are_mixed_down_and_resampled(tmp_path):
+    import soundfile as sf
+
+    t = np.arange(48_000) / 48_000
+    stereo = np.stack([np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 200 * t)], axis=1).astype(np.float32) * 0.5
+    sf.write(tmp_path / "a.wav", stereo, 48_000)
+    wave = load_audio_file(tmp_path / "a.wav", max_seconds=None)
+    assert wave.shape == (16_000,) and wave.dtype == np.float32
+    assert np.abs(wave).max() == pytest.approx(0.5, abs=0.02)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match="bad.wav: cannot read"):
+        load_audio_file(tmp_path / "bad.wav")
+
+
+def test_missing_files_are_named(corpus, tmp_path, capsys):
+    empty = tmp_path / "vgg"
+    empty.mkdir()
+    args = _args(corpus, tmp_path / "r", tmp_path / "c", "--methods", "metaproperty")
+    args[args.index("--vggface") + 1] = str(empty)
+    assert cli_main(args) == 2
+    assert "train identities" in capsys.readouterr().err
