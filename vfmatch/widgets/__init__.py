@@ -14,6 +14,7 @@ module              book chapter
                     ``book/06_difficulty_and_curriculum.ipynb``,
                     ``book/07_matching_and_retrieval.ipynb``
 ``evaluation``      ``book/08_evaluation.ipynb``, ``book/09_robustness.ipynb``
+``fusion``          ``book/12_rebuilding_faces.ipynb``
 ``display``         every chapter: :func:`~vfmatch.widgets.display.show_in`
 ==================  =====================================================
 
