@@ -147,7 +147,7 @@ def plotly_to_matplotlib(fig):
         ax.set_xlim(*fig.layout.xaxis.range)
     if fig.layout.yaxis.range:
         ax.set_ylim(*fig.layout.yaxis.range)
-    if any(t.name for t in fig.data):
+    if any(t.name for t in fig.data if t.type != "image"):
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     mfig.tight_layout()
