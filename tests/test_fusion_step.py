@@ -100,3 +100,20 @@ def test_fusion_figure_leaves_out_absent_figures():
     fig = fusion_figure(m)
     assert list(fig.data[0].x) == ["true face percentile rank"]
     assert fig.data[0].error_y.array[0] == pytest.approx(0.05) and fig.data[0].error_y.arrayminus[0] == pytest.approx(0.05)
+
+
+@pytest.mark.slow
+def test_vfmatch_run_writes_the_fusion_metrics_and_figures(tmp_path):
+    import json
+
+    from vfmatch.cli import main as cli_main
+
+    out = tmp_path / "report"
+    assert cli_main(["run", "--quick", "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for fig in ("true_face_percentile_rank", "gender_agreement"):
+        assert {"matched", "random", "mean_face", "matched_ci"} <= set(m["fusion"][fig])
+    assert m["fusion"]["settings"]["rule"] == {"top_n": 10.0} and m["timing_seconds"]["fusion"] > 0
+    for name in ("fusion_strip", "fusion"):
+        assert (out / "plots" / f"{name}.html").exists() and (out / "plots" / f"{name}.png").exists()
+    assert "fusion_strip.png" in (out / "index.html").read_text()
