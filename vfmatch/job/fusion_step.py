@@ -94,7 +94,7 @@ def fusion_stage(
     data: MatchingData, matcher, config: RunConfig, progress: bool = False, *, scores: np.ndarray | None = None,
     scores_name: str = "metaproperty matcher", top_n: int = FUSION_DEFAULTS["top_n"], weighted: bool = FUSION_DEFAULTS["weighted"],
     method: str = FUSION_DEFAULTS["method"], face_encoder: str = FUSION_DEFAULTS["face_encoder"],
-    n_strip: int = FUSION_DEFAULTS["n_strip"], n_boot: int = 1000,
+    n_strip: int = FUSION_DEFAULTS["n_strip"], n_random: int = 1, n_boot: int = 1000,
 ) -> tuple[dict, dict]:
     """Fuse each test speaker's best-matching faces and evaluate the result (module docstring).
 
@@ -112,6 +112,7 @@ def fusion_stage(
     top_n, weighted, method : the selection rule and fusion (:func:`vfmatch.fusion.evaluate_fusion`)
     face_encoder : registered face encoder for retrieval (training-free; ``thumbnail``)
     n_strip : test speakers shown in the report's strip
+    n_random : random draws per voice for the random-faces baseline (averaged; more = a steadier baseline)
     n_boot : bootstrap resamples of the intervals
 
     Returns
@@ -133,7 +134,7 @@ def fusion_stage(
     metrics = evaluate_fusion(
         inputs["scores"], inputs["images"], inputs["landmarks"], inputs["voice_speakers"], inputs["face_speakers"],
         inputs["truth"], data.extractors, encoder, top_n=top_n, weighted=weighted, method=method,
-        n_boot=n_boot, seed=config.seed,
+        n_random=n_random, n_boot=n_boot, seed=config.seed,
     )
     strip = fusion_strip(inputs["scores"], inputs["images"], inputs["landmarks"], inputs["voice_speakers"],
                          inputs["face_speakers"], np.arange(min(n_strip, len(inputs["voice_speakers"]))),
