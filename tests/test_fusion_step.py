@@ -79,6 +79,9 @@ def test_other_scores_are_used_and_bad_shapes_named(run_parts):
     same = (test.voice_speakers[:, None] == test.face_speakers[None, :]).astype(float)
     metrics, _ = fusion_stage(data, matcher, config, scores=same, scores_name="identity oracle", top_n=2, n_boot=0)
     assert metrics["settings"]["scores"] == "identity oracle" and metrics["gender_agreement"]["matched_ci"] is None
+    n_other = test.faces.num_rows - np.unique(test.face_speakers, return_counts=True)[1].max()
+    big, _ = fusion_stage(data, matcher, config, top_n=10_000, n_boot=0)  # more faces than there are: all of them
+    assert big["settings"]["rule"] == {"top_n": float(n_other)}
     with pytest.raises(ValueError, match=r"scores must have shape \(clips, faces\) of the test role"):
         fusion_inputs(data, np.zeros((3, 3)))
 

@@ -109,7 +109,8 @@ def fusion_stage(
     progress : print a line when the stage is done
     scores : (n_test_clips, n_test_faces) another scorer's similarity (higher =
         better match), e.g. an embedding method's; ``scores_name`` names it in the metrics
-    top_n, weighted, method : the selection rule and fusion (:func:`vfmatch.fusion.evaluate_fusion`)
+    top_n, weighted, method : the selection rule and fusion (:func:`vfmatch.fusion.evaluate_fusion`);
+        ``top_n`` is lowered to the fewest faces of other people a voice can choose from
     face_encoder : registered face encoder for retrieval (training-free; ``thumbnail``)
     n_strip : test speakers shown in the report's strip
     n_random : random draws per voice for the random-faces baseline (averaged; more = a steadier baseline)
@@ -130,6 +131,9 @@ def fusion_stage(
     inputs = fusion_inputs(data, scores)
     if isinstance(inputs, str):
         return {"skipped": inputs}, {}
+    # A voice chooses among other people's faces: a small population (--identities 8) may have fewer than top_n.
+    _, per_speaker = np.unique(inputs["face_speakers"], return_counts=True)
+    top_n = int(min(top_n, len(inputs["face_speakers"]) - per_speaker.max()))
     encoder = create_face_encoder(face_encoder)
     metrics = evaluate_fusion(
         inputs["scores"], inputs["images"], inputs["landmarks"], inputs["voice_speakers"], inputs["face_speakers"],
