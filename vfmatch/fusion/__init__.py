@@ -1,6 +1,6 @@
-"""Stage 6 — rebuilding a speaker's face from the best-matching faces (patent claims 6 and 12):
+"""Stage 7 — rebuilding a speaker's face from the best-matching faces (patent claims 6 and 12):
 selection, the aligned average and morphing (reconstruct), evaluation as Speech2Face did (evaluate),
-the `vfmatch fuse` command (command)."""
+the `vfmatch fuse` command (command). Book: ``book/12_rebuilding_faces.ipynb``."""
 
 import importlib
 

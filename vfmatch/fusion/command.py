@@ -24,6 +24,8 @@
 Nothing in the ``--faces`` folder or the models folder is changed; ``--out``
 may not lie inside the ``--faces`` folder, and an existing ``--out`` is only
 replaced with ``--overwrite``.
+
+Book: chapter 12, ``book/12_rebuilding_faces.ipynb``.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ agrees with a speaker's gender or age and ranks their face above chance
 shows that the voice carries those traits, on this population; it does not
 show that the voice reveals what this person looks like, and on real people
 the same traits are where the method's biases are.
+
+``vfmatch run`` runs this for its test speakers (:mod:`vfmatch.job.fusion_step`);
+book: chapter 12, ``book/12_rebuilding_faces.ipynb``.
 """
 
 from __future__ import annotations

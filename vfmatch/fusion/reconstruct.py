@@ -35,8 +35,8 @@ pixel averages only the faces that cover it.
 The result shows what the selected faces have in common (skin tone, face
 width, hair, age cues), which is what the metaproperties can tell about a
 voice; it is not a portrait of the speaker (:mod:`vfmatch.fusion.evaluate`
-measures how close it comes). Book: the chapter "Rebuilding a face from a
-voice".
+measures how close it comes). Book: chapter 12, "Rebuilding a face from a
+voice" (``book/12_rebuilding_faces.ipynb``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@
   widgets import
 * ``methods``  every method (metaproperties, embeddings, hybrid) on the same people and lists
 * ``report``   figures (HTML + PNG) and the report folder
+* ``fusion_step``  the run's fusion stage: rebuild each test speaker's face and
+  evaluate it (chapter 12)
 * ``run``      the ``vfmatch run`` command: the whole job and its report
 * ``files``    what the commands on files share: a saved models folder, voice
   files and photos in (through :mod:`vfmatch.data.media`), the warning for
@@ -23,11 +25,12 @@ import importlib
 from .methods import *  # noqa: F401,F403
 from .prepare import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
+from .fusion_step import *  # noqa: F401,F403
 from .run import *  # noqa: F401,F403
 from .files import *  # noqa: F401,F403
 from .sss_command import *  # noqa: F401,F403
 from .sss_features import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("methods", "prepare", "report", "run", "files", "sss_command", "sss_features")
+__all__ = [n for m in ("methods", "prepare", "report", "fusion_step", "run", "files", "sss_command", "sss_features")
            for n in importlib.import_module(f".{m}", __name__).__all__]

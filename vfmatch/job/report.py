@@ -16,7 +16,9 @@ widgets reuse them (:mod:`vfmatch.widgets.matching`). Book chapters:
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import re
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from ..utils import to_jsonable
@@ -95,7 +98,7 @@ def plotly_to_matplotlib(fig):
     hist_bins = np.linspace(min(map(np.min, hist_x)), max(map(np.max, hist_x)), 41) if hist_x else 40
     for i, t in enumerate(fig.data):
         color = _trace_color(t, i)
-        label = t.name if t.showlegend is not False and t.name else None
+        label = t.name if getattr(t, "showlegend", None) is not False and t.name else None  # image traces have no legend
         if t.type == "bar":
             j = bars.index(t)
             horizontal = t.orientation == "h"
@@ -105,7 +108,7 @@ def plotly_to_matplotlib(fig):
             err = None
             if t.error_y is not None and t.error_y.array is not None:
                 err = np.asarray(t.error_y.array, dtype=float)
-                if t.error_y.arrayminus is not None:  # asymmetric, e.g. a bootstrap interval
+                if t.error_y.symmetric is False and t.error_y.arrayminus is not None:  # (2, n): below, above
                     err = np.stack([np.asarray(t.error_y.arrayminus, dtype=float), err])
             if horizontal:
                 ax.barh(pos, vals, height=width, color=color, label=label)
@@ -123,6 +126,9 @@ def plotly_to_matplotlib(fig):
         elif t.type == "histogram":
             x = np.asarray(t.x, dtype=float)
             ax.hist(x, bins=hist_bins, alpha=0.55, color=color, label=label, density=t.histnorm in ("probability density", "probability"))
+        elif t.type == "image":  # a picture (e.g. the fusion strip): pixels, no axes
+            ax.imshow(_image_pixels(t))
+            ax.set_axis_off()
         else:
             raise ValueError(f"plotly_to_matplotlib: trace type {t.type!r} is not supported")
     for shape in fig.layout.shapes or ():
@@ -141,11 +147,18 @@ def plotly_to_matplotlib(fig):
         ax.set_xlim(*fig.layout.xaxis.range)
     if fig.layout.yaxis.range:
         ax.set_ylim(*fig.layout.yaxis.range)
-    if any(t.name for t in fig.data):
+    if any(t.name for t in fig.data if t.type != "image"):
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     mfig.tight_layout()
     return mfig
+
+
+def _image_pixels(trace) -> np.ndarray:
+    """(H, W, 3|4) pixels of a plotly image trace: its ``z``, or its ``source`` (a base64 PNG data URI)."""
+    if trace.z is not None:
+        return np.asarray(trace.z, dtype=np.uint8)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(trace.source.split(",", 1)[1]))))
 
 
 def _positions(values, cat_pos: dict) -> np.ndarray:

@@ -16,7 +16,9 @@ Stages (each timed in ``metrics.json``, with a progress bar)::
                     and the hybrid, trained and scored on the same people and lists
                     (:mod:`vfmatch.job.methods`; ``--methods`` chooses)
     8. evaluation   1:2 identification (both protocols), AUC, EER on the test identities
-    9. report       metrics.json, weights.json, plots (HTML + PNG), saved models
+    9. fusion       rebuild each test speaker's face from their best-matching test faces
+                    and evaluate it as Speech2Face did (:mod:`vfmatch.job.fusion_step`)
+   10. report       metrics.json, weights.json, plots (HTML + PNG), saved models
 
 Stages 1-3 and the matcher helpers live in :mod:`vfmatch.job.prepare`, which
 the book (chapters 05-07) and the widgets share; this module is the command
@@ -60,6 +62,7 @@ from .methods import (
     methods_metrics,
     save_methods,
 )
+from .fusion_step import fusion_note, fusion_stage
 from .prepare import (
     EXTRACTOR_PRESETS,
     QUICK_IDENTITIES,
@@ -157,7 +160,8 @@ def _run(config: RunConfig) -> dict:
     _check_out(out, config.overwrite)
     _check_options(config)
     timing: dict = {}
-    stages = ["population", "split", "extractors", "matcher", "baselines", "difficulty", "methods", "evaluation", "report"]
+    stages = ["population", "split", "extractors", "matcher", "baselines", "difficulty", "methods", "evaluation", "fusion",
+              "report"]
     bar = tqdm(total=len(stages), desc="vfmatch run", disable=not config.progress, unit="stage")
 
     def stage(name):
@@ -215,6 +219,10 @@ def _run(config: RunConfig) -> dict:
     by_group = subgroups(S_test, test, config.seed)
     done("evaluation", t0)
 
+    t0 = stage("fusion")  # rebuild each test speaker's face from their best-matching faces (patent claims 6, 12)
+    fusion, fusion_figures = fusion_stage(data, matcher, config, scores=S_test)
+    done("fusion", t0)
+
     t0 = stage("report")
     metrics = {
         "population": _population_summary(population, data, config),
@@ -236,6 +244,7 @@ def _run(config: RunConfig) -> dict:
         "evaluation": evaluation,
         "methods": methods_metrics(scores, config),
         "subgroups": by_group,
+        "fusion": fusion,
         "difficulty": {
             "eps_strong": config.eps_strong, "eps_weak": config.eps_weak,
             "category_counts": counts,
@@ -247,7 +256,7 @@ def _run(config: RunConfig) -> dict:
         "device": default_device(None if config.device == "auto" else config.device),
     }
     metrics["timing_seconds"]["extractor_detail"] = data.timing
-    _write_report(out, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs)
+    _write_report(out, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs, fusion_figures)
     save_methods(scores, out / "models")
     done("report", t0)
     bar.close()
@@ -278,7 +287,8 @@ def _population_summary(population, data: MatchingData, config: RunConfig) -> di
     }
 
 
-def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs) -> None:
+def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs,
+                  more_figures: dict | None = None) -> None:
     # sklearn's roc_curve thins the curve for plotting (drop_intermediate); every
     # number of the report (AUC, EER) comes from vfmatch.evaluation.metrics.
     out.mkdir(parents=True, exist_ok=True)
@@ -317,6 +327,7 @@ def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strate
     }
     if data.extractor_quality:
         figs["extractors"] = (report.extractor_figure(data.extractor_quality), "Extractor quality")
+    figs.update(more_figures or {})  # the fusion stage's strip and bars
     for name, (fig, _) in figs.items():
         report.save_figure(fig, out / "plots", name)
     notes = [
@@ -325,6 +336,7 @@ def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strate
         "Gender-only = a matcher on the extracted gender alone: the floor.",
         "Simulated people: the figures describe this simulator, not any real population.",
     ]
+    notes.append(fusion_note(metrics["fusion"]))
     report.write_index(out, metrics, {f"plots/{k}": t for k, (_, t) in figs.items()}, notes)
 
 

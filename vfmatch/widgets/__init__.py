@@ -15,6 +15,7 @@ module              book chapter
                     ``book/07_matching_and_retrieval.ipynb``
 ``evaluation``      ``book/08_evaluation.ipynb``, ``book/09_robustness.ipynb``
 ``embeddings``      ``book/10_learned_embeddings.ipynb``
+``fusion``          ``book/12_rebuilding_faces.ipynb``
 ``display``         every chapter: :func:`~vfmatch.widgets.display.show_in`
 ==================  =====================================================
 
