@@ -5,6 +5,7 @@ Subcommands (each lives beside the code it runs; this file only wires them)::
     vfmatch population --identities N --seed S --out DIR   # simulate and export
     vfmatch run [--identities N] [--subset gender=female] ...  # the main job
     vfmatch fuse --models REPORT/models --voice V.wav --faces DIR --out F.png  # rebuild a face
+    vfmatch robustness --models REPORT/models --out DIR   # the trained models under noise and codecs
 
 ``vfmatch <subcommand> --help`` lists every option.
 """
@@ -23,6 +24,8 @@ SUBCOMMANDS = {
     "population": ("vfmatch.job.population_command", "simulate a population and write it as WAV/PNG files with metadata.csv"),
     "run": ("vfmatch.job.run", "the main job: train extractors and the matcher, evaluate, write a report"),
     "fuse": ("vfmatch.fusion.command", "rebuild a speaker's face: fuse the faces of a folder that best match a voice"),
+    "robustness": ("vfmatch.job.robustness_command",
+                   "score a run's trained models on its test voices under noise and telephone codecs"),
 }
 
 

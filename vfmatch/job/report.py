@@ -105,6 +105,8 @@ def plotly_to_matplotlib(fig):
             err = None
             if t.error_y is not None and t.error_y.array is not None:
                 err = np.asarray(t.error_y.array, dtype=float)
+                if t.error_y.arrayminus is not None:  # an interval need not be symmetric
+                    err = np.vstack([np.asarray(t.error_y.arrayminus, dtype=float), err])
             if horizontal:
                 ax.barh(pos, vals, height=width, color=color, label=label)
                 ax.set_yticks(np.arange(len(cats)), cats)

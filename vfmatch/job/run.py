@@ -39,6 +39,7 @@ from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
 from ..config import default_device
+from ..evaluation.augment import AUGMENT_MODES, check_augment
 from ..evaluation.summary import evaluate_similarity, subgroup_report
 from ..matching.classifiers import list_classifiers
 from ..matching.difficulty import check_eps, compare_strategies
@@ -142,6 +143,7 @@ def _check_options(config: RunConfig) -> None:
         raise ValueError(f"--extractors must be one of {EXTRACTOR_PRESETS}, got {config.extractors!r}")
     if not 0.0 <= config.concordance <= 1.0:
         raise ValueError(f"--concordance must be in [0, 1], got {config.concordance}")
+    check_augment(config.augment)
 
 
 def run(config: RunConfig) -> dict:
@@ -348,6 +350,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extractors", default=d.extractors, choices=list(EXTRACTOR_PRESETS),
                         help="default: the extractor module's own set, with vision transformers for skin tone (the "
                              "default); fast: logistic regression instead of the vision transformers (quicker on a CPU)")
+    parser.add_argument("--augment", default=None, choices=list(AUGMENT_MODES),
+                        help="train the extractors on half their clips degraded: through codecs (AMR-NB and G.729 "
+                             "most often), noise at 0-30 dB SNR, or both (paper 001's remedy; vfmatch robustness measures it)")
     parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute the population and features")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
