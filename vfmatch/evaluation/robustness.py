@@ -334,7 +334,9 @@ def score_conditions(
                         f"{m}_delta": np.nan, f"{m}_delta_low": np.nan, f"{m}_delta_high": np.nan})
         t0 = time.perf_counter()
         if st["runs"]:
-            S = np.asarray(scores_from_voices(degrade_clips(clips, c, seed=seed)), dtype=np.float64)
+            # Per-clip work is small: one thread (VFMATCH_THREADS) avoids torch's spinning on a shared CPU.
+            with limit_threads():
+                S = np.asarray(scores_from_voices(degrade_clips(clips, c, seed=seed)), dtype=np.float64)
             if S.shape != (vs.size, fs.size):
                 raise ValueError(f"scores_from_voices returned shape {S.shape}, expected ({vs.size}, {fs.size}) (clips x faces)")
             got = _metrics(S, vs, fs, voice_gender, face_gender, n_triplets, n_pairs, seed)
