@@ -14,10 +14,12 @@ module              book chapter
                     ``book/06_difficulty_and_curriculum.ipynb``,
                     ``book/07_matching_and_retrieval.ipynb``
 ``evaluation``      ``book/08_evaluation.ipynb``, ``book/09_robustness.ipynb``
+``robustness``      ``book/09_robustness.ipynb`` (the trained matcher under noise and codecs)
 ``display``         every chapter: :func:`~vfmatch.widgets.display.show_in`
 ==================  =====================================================
 
 The widgets sit above the job in the data flow: they import
 :mod:`vfmatch.job.prepare` (what the book shares with ``vfmatch run``) and the
-report's figures, never the command module :mod:`vfmatch.job.run`.
+report's figures, never the command module :mod:`vfmatch.job.run`
+(``robustness`` reuses the figure of :mod:`vfmatch.job.robustness_command`).
 """
