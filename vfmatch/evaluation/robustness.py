@@ -133,9 +133,10 @@ def degrade(wave: np.ndarray, sr: int = SAMPLE_RATE, *, codec: str | None = None
     ----------
     wave : float array, shape (n_samples,), in [-1, 1]
     sr : its sampling rate (Hz)
-    codec : a key of :data:`CODECS`, or None for no codec
+    codec : a key of :data:`vfmatch.evaluation.codecs.CODECS`, or None for no codec
     snr_db : None (no noise), a float, or a (low, high) band to draw from
     seed : seeds the noise (and the SNR drawn from a band)
+    bitrate : bit/s, for AMR-NB (one of its modes) and SILK (6,000-40,000); None: the default
 
     Returns
     -------
@@ -397,6 +398,7 @@ def robustness_sweep(
     voice_indices, max_clips : which clips (default all; ``max_clips`` takes an
         evenly spread subset)
     n_triplets : 1:2 triplets, the same ones in every condition
+    bitrate : SILK's bit rate (bit/s); the other codecs run at their defaults
     ties, rank_ties : tie rules of the 1:2 accuracy and of the percentile rank
         (:mod:`vfmatch.evaluation`); both count a tie 1/2 by default, since
         metaproperty matchers tie often and the paper's strict rank would
