@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vfmatch.data.preprocess import resample
+from vfmatch.evaluation import codecs as cd
 from vfmatch.evaluation import robustness as rb
 
 SR = 16_000
@@ -30,8 +31,8 @@ def _speechlike(seconds=1.0, f0=140.0, seed=0):
 
 def _need(codec):
     try:
-        rb.codec_backend(codec)
-    except rb.CodecUnavailableError as exc:
+        cd.codec_backend(codec)
+    except cd.CodecUnavailableError as exc:
         pytest.skip(str(exc))
 
 
@@ -84,15 +85,15 @@ def test_add_noise_hits_the_snr():
 def test_g711_round_trip_error_is_small():
     pcm = np.arange(-32768, 32768, dtype=np.int64).astype(np.int16)
     for law in ("mulaw", "alaw"):
-        codes = rb.g711_encode(pcm, law)
+        codes = cd.g711_encode(pcm, law)
         assert codes.dtype == np.uint8 and len(np.unique(codes)) >= 255  # mu-law's "negative zero" is never produced
-        back = rb.g711_decode(codes, law).astype(np.int64)
+        back = cd.g711_decode(codes, law).astype(np.int64)
         err = np.abs(back - pcm)
         # Logarithmic quantiser: the error grows with the magnitude, at most ~1/32 of it (+ a floor).
         assert np.all(err <= np.abs(pcm.astype(np.int64)) / 30 + 40)
-        assert np.array_equal(rb.g711_encode(back.astype(np.int16), law), codes)  # decoded values are fixed points
+        assert np.array_equal(cd.g711_encode(back.astype(np.int16), law), codes)  # decoded values are fixed points
     with pytest.raises(ValueError, match="law"):
-        rb.g711_encode(pcm, "ulaw2")
+        cd.g711_encode(pcm, "ulaw2")
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt-get install ffmpeg); it is only the reference here")
@@ -103,24 +104,24 @@ def test_g711_agrees_with_ffmpeg(tmp_path):
         subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "s16le", "-ar", "8000", "-ac", "1",
                         "-i", str(tmp_path / "in.raw"), "-f", law, str(tmp_path / "out.raw")], check=True)
         ref = np.fromfile(tmp_path / "out.raw", dtype=np.uint8)
-        ours = rb.g711_encode(pcm, law)
+        ours = cd.g711_encode(pcm, law)
         # The decoders are the same table; the encoders differ only where a sample
         # falls on a decision boundary (the reference g711.c truncates, ffmpeg rounds).
-        assert np.array_equal(rb.g711_decode(np.arange(256), law), rb.g711_decode(np.arange(256), law))
+        assert np.array_equal(cd.g711_decode(np.arange(256), law), cd.g711_decode(np.arange(256), law))
         assert np.mean(ref == ours) > 0.98
-        diff = np.abs(rb.g711_decode(ref, law).astype(int) - rb.g711_decode(ours, law).astype(int))
-        step = np.abs(np.diff(np.sort(np.unique(rb.g711_decode(np.arange(256), law).astype(int))))).max()
+        diff = np.abs(cd.g711_decode(ref, law).astype(int) - cd.g711_decode(ours, law).astype(int))
+        step = np.abs(np.diff(np.sort(np.unique(cd.g711_decode(np.arange(256), law).astype(int))))).max()
         assert diff.max() <= step
 
 
 # ---------------------------------------------------------------- every codec
 
 
-@pytest.mark.parametrize("codec", list(rb.CODECS))
+@pytest.mark.parametrize("codec", list(cd.CODECS))
 def test_codec_round_trip(codec):
     _need(codec)
     x = _speechlike(seconds=1.3)
-    y = rb.encode_decode(x, SR, codec)
+    y = cd.encode_decode(x, SR, codec)
     assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
     assert not np.allclose(y, _lowpass(x), atol=1e-4)  # the codec did something
     assert _spectral_corr(y, _lowpass(x)) > 0.85  # and kept the speech
@@ -130,23 +131,23 @@ def test_codec_round_trip(codec):
 
 def test_silk_is_silk_only():
     _need("silk")
-    if rb._load_library("opus") is None:
+    if cd._load_library("opus") is None:
         pytest.skip("libopus is not loadable (apt-get install libopus0); the ffmpeg fallback hides the packets")
     pcm = (_speechlike() * 32767).astype(np.int16)[::2]
-    for bitrate in (8000, 12000):
+    for bitrate in (6000, 12000, 24000, 40000):  # paper 001's range: Opus alone would switch to CELT up there
         configs = []
-        rb._opus_library(pcm, bitrate, configs)
+        cd._opus_library(pcm, bitrate, configs)
         assert max(configs) < 12  # TOC configurations 0-11 are SILK-only
 
 
 @pytest.mark.parametrize("codec, library, tool", [("amr_nb", "libopencore-amrnb", "sox"), ("silk", "libopus", "ffmpeg")])
 def test_library_and_command_line_agree(codec, library, tool):
-    names = [b[0] for b in rb._backends(codec)]
+    names = [b[0] for b in cd._backends(codec)]
     if library not in names or tool not in names:
-        pytest.skip(f"needs both {library} and {tool}; install with: {rb.CODECS[codec].install}")
+        pytest.skip(f"needs both {library} and {tool}; install with: {cd.CODECS[codec].install}")
     x = _speechlike(seconds=1.5, seed=3)
-    a = rb.encode_decode(x, SR, codec, backend=library)
-    b = rb.encode_decode(x, SR, codec, backend=tool)
+    a = cd.encode_decode(x, SR, codec, backend=library)
+    b = cd.encode_decode(x, SR, codec, backend=tool)
     if codec == "amr_nb":
         np.testing.assert_allclose(a, b, atol=1e-6)  # one library underneath: the same samples
     else:
@@ -154,10 +155,10 @@ def test_library_and_command_line_agree(codec, library, tool):
 
 
 def test_missing_codec_message(monkeypatch):
-    monkeypatch.setattr(rb, "_backends", lambda codec: [])
-    with pytest.raises(rb.CodecUnavailableError, match="apt-get install libbcg729-0"):
-        rb.encode_decode(_speechlike(), SR, "g729")
-    assert rb.available_codecs() == []
+    monkeypatch.setattr(cd, "_backends", lambda codec: [])
+    with pytest.raises(cd.CodecUnavailableError, match="apt-get install libbcg729-0"):
+        cd.encode_decode(_speechlike(), SR, "g729")
+    assert cd.available_codecs() == []
 
 
 def test_degrade_contract():
@@ -170,8 +171,12 @@ def test_degrade_contract():
             rb.degrade(bad, SR)
     with pytest.raises(ValueError, match="unknown codec"):
         rb.degrade(x, SR, codec="mp3")
-    with pytest.raises(ValueError, match="8,000-12,000"):
-        rb.encode_decode(x, SR, "silk", bitrate=24000)
+    with pytest.raises(ValueError, match="6,000-40,000"):
+        cd.encode_decode(x, SR, "silk", bitrate=48000)
+    with pytest.raises(ValueError, match="AMR-NB has the bit rates"):
+        cd.encode_decode(x, SR, "amr_nb", bitrate=8000)
+    with pytest.raises(ValueError, match="one bit rate"):
+        cd.encode_decode(x, SR, "g729", bitrate=16000)
     assert rb.snr_label(None) == "clean" and rb.snr_label((20, 30)) == "20-30 dB"
 
 
@@ -195,7 +200,7 @@ def _f0_gender_scorer(clips, population):
 
 
 def test_robustness_sweep_every_codec(tiny_population):
-    codecs = list(rb.CODECS)
+    codecs = list(cd.CODECS)
     for c in codecs:
         _need(c)
     df = rb.robustness_sweep(tiny_population, _f0_gender_scorer, snr_bands=[(0, 10)], n_triplets=300)
@@ -259,3 +264,78 @@ def test_sweep_tables_and_listening():
     assert all(w.shape == x.shape for w in ex.values())
     assert len(codec_spectra_figure(x, SR, codecs=[None, "g711_mulaw"]).data) == 2
     assert len(build_listen_widget(x, SR, codecs=["g711_mulaw"]).children) == 2
+
+
+# ---------------------------------------------------------------- paper 001's conditions on a trained scorer
+
+
+def test_conditions_are_paper_001s():
+    names = [c.name for c in rb.ROBUSTNESS_CONDITIONS]
+    assert names == ["clean", "snr_30_20", "snr_20_10", "snr_10_0", "g711_mulaw", "g711_alaw", "amr_nb_4.75",
+                     "amr_nb_12.2", "silk_6", "silk_12", "silk_24", "silk_40", "g729"]
+    assert rb.get_condition("silk_24").bitrate == 24_000 and rb.get_condition("snr_10_0").snr == (0.0, 10.0)
+    assert rb.get_condition("amr_nb_4.75").label == "AMR-NB 4.75 kbit/s"
+    with pytest.raises(ValueError, match="unknown condition"):
+        rb.get_condition("mp3_128")
+
+
+def test_amr_modes_differ():
+    _need("amr_nb")
+    x = _speechlike(seconds=1.0, seed=4)
+    low, high = (cd.encode_decode(x, SR, "amr_nb", bitrate=b) for b in (4_750, 12_200))
+    ref = _lowpass(x)
+    assert not np.allclose(low, high, atol=1e-3)
+    assert _spectral_corr(high, ref) > _spectral_corr(low, ref)  # more bits keep more of the spectrum
+
+
+def test_condition_status_reports_missing_codecs(monkeypatch):
+    monkeypatch.setattr(cd, "_backends", lambda codec: [("numpy", None)] if codec.startswith("g711") else [])
+    st = rb.condition_status().set_index("condition")
+    assert st.loc["clean", "runs"] and st.loc["snr_10_0", "runs"] and st.loc["g711_alaw", "runs"]
+    assert not st.loc["g729", "runs"] and "apt-get install libbcg729-0" in st.loc["g729", "reason"]
+
+
+def _oracle_gender_scores(population):
+    """``scores_from_voices`` for the tests: the F0 gender guess of each clip against every face."""
+    def scores(clips):
+        return _f0_gender_scorer(clips, population)
+    return scores
+
+
+def test_score_conditions_pairs_every_condition_with_clean(tiny_population, monkeypatch):
+    pop = tiny_population
+    clips = pop.audios()
+    g = dict(voice_gender=pop.labels("gender", "voice"), face_gender=pop.labels("gender", "face"))
+    real = cd._backends
+    monkeypatch.setattr(cd, "_backends", lambda codec: [] if codec == "g729" else real(codec))  # as if not installed
+    t = rb.score_conditions(_oracle_gender_scores(pop), clips, pop.voice_speakers, pop.face_speakers,
+                            conditions=["snr_10_0", "g711_mulaw", "g729"], n_triplets=400, n_pairs=400, n_boot=200, **g)
+    assert list(t["condition"]) == ["clean", "snr_10_0", "g711_mulaw", "g729"]  # clean first, always
+    clean, skipped = t.iloc[0], t.iloc[3]
+    assert skipped["status"] == "skipped" and "libbcg729" in skipped["reason"] and np.isnan(skipped["auc"])
+    for m in rb.ROBUSTNESS_METRICS:
+        assert clean[f"{m}_delta"] == 0 and clean[f"{m}_delta_low"] == 0 == clean[f"{m}_delta_high"]
+        ok = t[t["status"] == "ok"]
+        assert (ok[f"{m}_low"] <= ok[m]).all() and (ok[m] <= ok[f"{m}_high"]).all()
+        assert np.allclose(ok[f"{m}_delta"], ok[m] - clean[m])
+    assert clean["identification_1to2_vf"] > 0.55  # pitch knows gender on clean audio
+    # Seeded: the same call gives the same table.
+    again = rb.score_conditions(_oracle_gender_scores(pop), clips, pop.voice_speakers, pop.face_speakers,
+                                conditions=["snr_10_0"], n_triplets=400, n_pairs=400, n_boot=200, **g)
+    cols = ["identification_1to2_vf", "auc", "auc_low"]
+    assert np.allclose(again[cols].to_numpy(float), t.iloc[:2][cols].to_numpy(float))
+    with pytest.raises(ValueError, match="shape"):
+        rb.score_conditions(lambda c: np.zeros((2, 2)), clips, pop.voice_speakers, pop.face_speakers, conditions=[])
+    with pytest.raises(ValueError, match="clips but"):
+        rb.score_conditions(_oracle_gender_scores(pop), clips[:3], pop.voice_speakers, pop.face_speakers)
+
+
+def test_degrade_clips_is_paired_and_seeded():
+    clips = [_speechlike(seconds=0.5, seed=s) for s in range(3)]
+    a = rb.degrade_clips(clips, "snr_20_10", seed=0)
+    b = rb.degrade_clips(clips, "snr_20_10", seed=0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    noise0 = a[0] - clips[0]
+    assert not np.allclose(noise0, rb.degrade_clips(clips, "snr_20_10", seed=1)[0] - clips[0])
+    # The same clip gets the same noise draw in the sweep and here (one seed rule).
+    assert rb.clip_seed(0, 0, rb.get_condition("snr_20_10")) == int(np.random.SeedSequence([0, 0, 2]).generate_state(1)[0])

@@ -72,7 +72,7 @@ _EXPORTS = {
     "percentile_recall": "evaluation.percentile",
     "degrade": "evaluation.robustness",
     "robustness_sweep": "evaluation.robustness",
-    "available_codecs": "evaluation.robustness",
+    "available_codecs": "evaluation.codecs",
     "quick_mode": "config",
     "default_device": "config",
 }

@@ -9,6 +9,7 @@ Subcommands (each lives beside the code it runs; this file only wires them)::
     vfmatch match --models REPORT/models V.wav F.png            # one voice, one face
     vfmatch rank --models REPORT/models --voice V.wav --faces DIR  # (or --face F.png --voices DIR)
     vfmatch compare --models REPORT/models V.wav A.png B.png    # P(A rather than B)
+    vfmatch robustness --models REPORT/models --out DIR   # the trained models under noise and codecs
 
 ``vfmatch <subcommand> --help`` lists every option.
 """
@@ -31,6 +32,8 @@ SUBCOMMANDS = {
     "match": ("vfmatch.job.match_command", "does this voice file belong to this face photo? level, decision, probability, why"),
     "rank": ("vfmatch.job.rank_command", "sort a folder of faces by a voice file, or a folder of voices by a face photo"),
     "compare": ("vfmatch.job.compare_command", "is this voice more likely face A's or face B's? P(A rather than B)"),
+    "robustness": ("vfmatch.job.robustness_command",
+                   "score a run's trained models on its test voices under noise and telephone codecs"),
 }
 
 

@@ -10,7 +10,9 @@ module               job
 ``bootstrap``        confidence intervals that resample identities
 ``summary``          every protocol at once (:func:`evaluate_similarity`), per subgroup
 ``protocols``        list file formats and the published SSS lists (seed 003)
-``robustness``       noise, telephone codecs and the codec x noise sweep (paper 001, app. A)
+``codecs``           telephone and VoIP codecs, one round trip each (paper 001, app. A.2)
+``robustness``       noise, paper 001's conditions, a trained matcher under each, the sweep
+``augment``          degraded training clips (paper 001's remedy)
 ==================  ==========================================================================
 
 The lists themselves (which voice meets which face) are drawn by
@@ -27,10 +29,12 @@ from .percentile import *  # noqa: F401,F403
 from .bootstrap import *  # noqa: F401,F403
 from .summary import *  # noqa: F401,F403
 from .protocols import *  # noqa: F401,F403
+from .codecs import *  # noqa: F401,F403
 from .robustness import *  # noqa: F401,F403
+from .augment import *  # noqa: F401,F403
 from .ablation import *  # noqa: F401,F403
 
-_MODULES = ('metrics', 'scorers', 'identification', 'percentile', 'bootstrap', 'summary', 'protocols', 'robustness', 'ablation')
+_MODULES = ('metrics', 'scorers', 'identification', 'percentile', 'bootstrap', 'summary', 'protocols', 'codecs', 'robustness', 'augment', 'ablation')
 
 # every public name of the stage's modules, for `from vfmatch.evaluation import ...`
 __all__ = [n for m in _MODULES for n in importlib.import_module(f".{m}", __name__).__all__]

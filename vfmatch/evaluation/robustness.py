@@ -7,56 +7,35 @@ through the codecs of telephone and VoIP networks, alone and combined
 
 * :func:`add_noise` -- white (or pink) Gaussian noise at a given SNR, or at an
   SNR drawn uniformly from a band;
-* :func:`encode_decode` -- one codec round trip at 8 kHz: G.711 mu-law and
-  A-law (64 kbit/s), AMR-NB 12.2 kbit/s, SILK (Opus in VoIP mode at
-  8-12 kbit/s) and G.729 (8 kbit/s);
-* :func:`degrade` -- noise, then codec (the noise is in the room, the codec in
-  the network), back at 16 kHz and the same length;
-* :func:`robustness_sweep` -- the codec x noise table, identification accuracy
-  and percentile recall per condition, for any ``score_fn``;
+* :func:`degrade` -- noise, then a codec round trip
+  (:func:`vfmatch.evaluation.codecs.encode_decode`: the noise is in the room,
+  the codec in the network), back at 16 kHz and the same length;
+* :data:`ROBUSTNESS_CONDITIONS` -- the conditions of paper 001's appendix, one
+  :class:`Condition` each: the three SNR bands, G.711 mu-law and A-law, AMR-NB
+  at 4.75 and 12.2 kbit/s, SILK at 6, 12, 24 and 40 kbit/s, G.729;
+  :func:`condition_status` says which of them this machine can run;
+* :func:`score_conditions` -- a trained matcher under every condition: 1:2
+  voice->face identification (unrestricted and same-gender) and the AUC, each
+  with an identity-bootstrap interval and its paired change from clean audio,
+  for any ``scores_from_voices(clips) -> (n_clips, n_faces)``;
+* :func:`robustness_sweep` -- the codec x noise table (every codec with every
+  band), identification accuracy and percentile recall per condition;
 * :func:`statistics_scorer` -- a small baseline matcher trained on clean clips,
   to sweep when no other matcher is at hand.
 
-Codecs and where they come from
--------------------------------
-========== =========================================== =======================================
-codec       implementation                               Debian packages
-========== =========================================== =======================================
-G.711       the ITU-T G.711 segment tables, in numpy     none
-AMR-NB      libopencore-amrnb (ctypes), mode MR122;       ``libopencore-amrnb0``
-            else ``sox -t amr-nb -C 7``                   (or ``sox libsox-fmt-all``)
-SILK        libopus (ctypes), ``OPUS_APPLICATION_VOIP``  ``libopus0`` (or ``ffmpeg``)
-            at 8 kHz, 8-12 kbit/s (SILK-only there);
-            else ``ffmpeg -c:a libopus -application voip``
-G.729       libbcg729 (ctypes), G.729 Annex A            ``libbcg729-0``
-========== =========================================== =======================================
-
-The libraries are the ones the command-line tools use; calling them in-process
-avoids one process per clip. Each round trip is aligned with its input: the
-decoders lag by the encoders' look-ahead (Opus: ``OPUS_GET_LOOKAHEAD``; AMR-NB and
-G.729: 5 ms), which is dropped. A codec that is not installed raises
-:class:`CodecUnavailableError` with the command that installs it;
-:func:`available_codecs` lists what works on this machine.
-
-Book chapter: ``book/09_robustness.ipynb``.
+Training on degraded clips (paper 001's remedy) is
+:mod:`vfmatch.evaluation.augment`. Book chapter: ``book/09_robustness.ipynb``;
+the command is ``vfmatch robustness`` (:mod:`vfmatch.job.robustness_command`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -67,49 +46,32 @@ from ..data.preprocess import resample
 from ..features.audio import VOICE_STAT_NAMES, voice_statistics
 from ..utils import limit_threads
 from ..utils import progress as progress_bar
+from .ablation import paired_auc_delta_ci
+from .bootstrap import bootstrap_auc_ci, bootstrap_ci
+from .codecs import CODECS, CodecUnavailableError, codec_backend, encode_decode
 from .identification import identification_accuracy, verification_metrics
 from .percentile import percentile_recall
 from .scorers import as_scorer
 
 __all__ = [
-    "CODECS",
     "DEFAULT_SNR_BANDS",
-    "CodecUnavailableError",
-    "available_codecs",
-    "codec_backend",
+    "Condition",
+    "ROBUSTNESS_CONDITIONS",
+    "ROBUSTNESS_METRICS",
+    "get_condition",
+    "condition_status",
+    "clip_seed",
+    "degrade_clips",
+    "score_conditions",
     "add_noise",
-    "encode_decode",
-    "g711_encode",
-    "g711_decode",
     "degrade",
     "snr_label",
     "robustness_sweep",
     "statistics_scorer",
 ]
 
-CODEC_RATE = 8_000  # every codec here is narrowband
-
-
-@dataclass(frozen=True)
-class CodecInfo:
-    label: str
-    kbit_s: str
-    install: str
-
-
-CODECS: dict[str, CodecInfo] = {
-    "g711_mulaw": CodecInfo("G.711 mu-law", "64", "built in (numpy)"),
-    "g711_alaw": CodecInfo("G.711 A-law", "64", "built in (numpy)"),
-    "amr_nb": CodecInfo("AMR-NB", "12.2", "apt-get install libopencore-amrnb0   (or: apt-get install sox libsox-fmt-all)"),
-    "silk": CodecInfo("SILK (Opus VoIP)", "8-12", "apt-get install libopus0   (or: apt-get install ffmpeg)"),
-    "g729": CodecInfo("G.729", "8", "apt-get install libbcg729-0"),
-}
 # Paper 001 appendix A.1: minor, medium and major noise.
 DEFAULT_SNR_BANDS: tuple[tuple[float, float], ...] = ((20.0, 30.0), (10.0, 20.0), (0.0, 10.0))
-
-
-class CodecUnavailableError(RuntimeError):
-    """A codec's library or tool is not installed; the message says how to install it."""
 
 
 # ---------------------------------------------------------------------------
@@ -162,315 +124,6 @@ def add_noise(wave: np.ndarray, snr_db, *, seed: int = 0, noise: str = "white") 
     return (x + n).astype(np.float32)
 
 
-# ---------------------------------------------------------------------------
-# G.711 (ITU-T G.711 segment tables, as in the reference g711.c)
-# ---------------------------------------------------------------------------
-
-_ULAW_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
-_ALAW_SEG_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
-
-
-def g711_encode(pcm: np.ndarray, law: str = "mulaw") -> np.ndarray:
-    """16-bit linear PCM -> 8-bit G.711 codes (``law`` = ``"mulaw"`` or ``"alaw"``)."""
-    x = np.asarray(pcm).astype(np.int32)
-    if law == "mulaw":
-        v = x >> 2  # 14-bit magnitude range
-        mask = np.where(v < 0, 0x7F, 0xFF)
-        v = np.minimum(np.abs(v), 8159) + (0x84 >> 2)
-        seg = np.searchsorted(_ULAW_SEG_END, v, side="left")
-        code = (seg << 4) | ((v >> (np.minimum(seg, 7) + 1)) & 0xF)
-        code = np.where(seg >= 8, 0x7F, code)
-        return ((code ^ mask) & 0xFF).astype(np.uint8)
-    if law == "alaw":
-        v = x >> 3  # 13-bit
-        mask = np.where(v >= 0, 0xD5, 0x55)
-        v = np.where(v >= 0, v, -v - 1)
-        seg = np.searchsorted(_ALAW_SEG_END, v, side="left")
-        shift = np.where(seg < 2, 1, np.minimum(seg, 7))
-        code = (seg << 4) | ((v >> shift) & 0xF)
-        code = np.where(seg >= 8, 0x7F, code)
-        return ((code ^ mask) & 0xFF).astype(np.uint8)
-    raise ValueError(f"law must be 'mulaw' or 'alaw', got {law!r}")
-
-
-def g711_decode(codes: np.ndarray, law: str = "mulaw") -> np.ndarray:
-    """8-bit G.711 codes -> 16-bit linear PCM (int16)."""
-    u = np.asarray(codes).astype(np.int32)
-    if law == "mulaw":
-        u = ~u & 0xFF
-        t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
-        return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
-    if law == "alaw":
-        a = u ^ 0x55
-        t = (a & 0x0F) << 4
-        seg = (a & 0x70) >> 4
-        t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, (t + 0x108) << np.maximum(seg - 1, 0)))
-        return np.where(a & 0x80, t, -t).astype(np.int16)
-    raise ValueError(f"law must be 'mulaw' or 'alaw', got {law!r}")
-
-
-# ---------------------------------------------------------------------------
-# Library codecs through ctypes, command-line fallbacks
-# ---------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def _load_library(key: str):
-    names = {
-        "opus": ["libopus.so.0", ctypes.util.find_library("opus")],
-        "amrnb": ["libopencore-amrnb.so.0", ctypes.util.find_library("opencore-amrnb")],
-        "bcg729": ["libbcg729.so.0", ctypes.util.find_library("bcg729")],
-    }[key]
-    for name in names:
-        if not name:
-            continue
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        _declare(key, lib)
-        return lib
-    return None
-
-
-def _declare(key: str, lib) -> None:
-    c_void_p, c_int, POINTER = ctypes.c_void_p, ctypes.c_int, ctypes.POINTER
-    i16, u8 = ctypes.c_int16, ctypes.c_uint8
-    if key == "opus":
-        lib.opus_encoder_create.restype = c_void_p
-        lib.opus_encoder_create.argtypes = [ctypes.c_int32, c_int, c_int, POINTER(c_int)]
-        lib.opus_encode.restype = ctypes.c_int32
-        lib.opus_encode.argtypes = [c_void_p, POINTER(i16), c_int, POINTER(u8), ctypes.c_int32]
-        lib.opus_decoder_create.restype = c_void_p
-        lib.opus_decoder_create.argtypes = [ctypes.c_int32, c_int, POINTER(c_int)]
-        lib.opus_decode.restype = c_int
-        lib.opus_decode.argtypes = [c_void_p, POINTER(u8), ctypes.c_int32, POINTER(i16), c_int, c_int]
-        lib.opus_encoder_ctl.restype = c_int  # variadic: arguments passed as c_int / pointers
-        lib.opus_encoder_destroy.argtypes = [c_void_p]
-        lib.opus_decoder_destroy.argtypes = [c_void_p]
-    elif key == "amrnb":
-        lib.Encoder_Interface_init.restype = c_void_p
-        lib.Encoder_Interface_init.argtypes = [c_int]
-        lib.Encoder_Interface_Encode.restype = c_int
-        lib.Encoder_Interface_Encode.argtypes = [c_void_p, c_int, POINTER(ctypes.c_short), POINTER(u8), c_int]
-        lib.Encoder_Interface_exit.argtypes = [c_void_p]
-        lib.Decoder_Interface_init.restype = c_void_p
-        lib.Decoder_Interface_init.argtypes = []
-        lib.Decoder_Interface_Decode.argtypes = [c_void_p, POINTER(u8), POINTER(ctypes.c_short), c_int]
-        lib.Decoder_Interface_exit.argtypes = [c_void_p]
-    elif key == "bcg729":
-        lib.initBcg729EncoderChannel.restype = c_void_p
-        lib.initBcg729EncoderChannel.argtypes = [u8]
-        lib.bcg729Encoder.argtypes = [c_void_p, POINTER(i16), POINTER(u8), POINTER(u8)]
-        lib.closeBcg729EncoderChannel.argtypes = [c_void_p]
-        lib.initBcg729DecoderChannel.restype = c_void_p
-        lib.initBcg729DecoderChannel.argtypes = []
-        lib.bcg729Decoder.argtypes = [c_void_p, POINTER(u8), u8, u8, u8, u8, POINTER(i16)]
-        lib.closeBcg729DecoderChannel.argtypes = [c_void_p]
-
-
-def _frames(pcm: np.ndarray, frame: int, pad_end: int = 0) -> np.ndarray:
-    """int16 samples zero-padded to whole frames, shape (n_frames, frame)."""
-    n = pcm.size + pad_end
-    n_frames = -(-n // frame)
-    out = np.zeros(n_frames * frame, dtype=np.int16)
-    out[: pcm.size] = pcm
-    return out.reshape(n_frames, frame)
-
-
-def _ptr(a: np.ndarray, ctype):
-    return a.ctypes.data_as(ctypes.POINTER(ctype))
-
-
-def _opus_library(pcm: np.ndarray, bitrate: int, configs: list | None = None) -> np.ndarray:
-    lib = _load_library("opus")
-    err = ctypes.c_int()
-    enc = lib.opus_encoder_create(CODEC_RATE, 1, 2048, ctypes.byref(err))  # 2048 = OPUS_APPLICATION_VOIP
-    if err.value != 0 or not enc:
-        raise RuntimeError(f"libopus: opus_encoder_create failed (error {err.value})")
-    dec = lib.opus_decoder_create(CODEC_RATE, 1, ctypes.byref(err))
-    try:
-        if lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(4002), ctypes.c_int(int(bitrate))) != 0:  # SET_BITRATE
-            raise ValueError(f"libopus refused bitrate {bitrate}")
-        look = ctypes.c_int()
-        lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(4027), ctypes.byref(look))  # GET_LOOKAHEAD
-        frame = CODEC_RATE // 50  # 20 ms
-        frames = _frames(pcm, frame, pad_end=look.value)
-        out = np.zeros_like(frames)
-        packet = np.zeros(1500, dtype=np.uint8)
-        for k in range(frames.shape[0]):
-            nbytes = lib.opus_encode(enc, _ptr(frames[k], ctypes.c_int16), frame, _ptr(packet, ctypes.c_uint8), packet.size)
-            if nbytes < 0:
-                raise RuntimeError(f"libopus: opus_encode failed (error {nbytes})")
-            if configs is not None:
-                configs.append(int(packet[0]) >> 3)  # TOC config: 0-11 SILK-only, 12-15 hybrid, 16-31 CELT
-            got = lib.opus_decode(dec, _ptr(packet, ctypes.c_uint8), nbytes, _ptr(out[k], ctypes.c_int16), frame, 0)
-            if got != frame:
-                raise RuntimeError(f"libopus: opus_decode returned {got}")
-        # The decoder lags the input by the encoder's look-ahead: drop it.
-        return out.reshape(-1)[look.value : look.value + pcm.size]
-    finally:
-        lib.opus_encoder_destroy(enc)
-        lib.opus_decoder_destroy(dec)
-
-
-# AMR-NB and G.729 encode each frame 5 ms (40 samples) behind the newest input
-# (their look-ahead), so the decoded signal lags by 40 samples: compensated below.
-CELP_DELAY = 40
-
-
-def _amr_library(pcm: np.ndarray) -> np.ndarray:
-    lib = _load_library("amrnb")
-    enc, dec = lib.Encoder_Interface_init(0), lib.Decoder_Interface_init()
-    try:
-        frames = _frames(pcm, 160, pad_end=CELP_DELAY)  # 20 ms
-        out = np.zeros_like(frames)
-        packet = np.zeros(64, dtype=np.uint8)
-        for k in range(frames.shape[0]):
-            n = lib.Encoder_Interface_Encode(enc, 7, _ptr(frames[k], ctypes.c_short), _ptr(packet, ctypes.c_uint8), 0)  # 7 = MR122
-            if n <= 0:
-                raise RuntimeError("libopencore-amrnb: encoding failed")
-            lib.Decoder_Interface_Decode(dec, _ptr(packet, ctypes.c_uint8), _ptr(out[k], ctypes.c_short), 0)
-        return out.reshape(-1)[CELP_DELAY : CELP_DELAY + pcm.size]
-    finally:
-        lib.Encoder_Interface_exit(enc)
-        lib.Decoder_Interface_exit(dec)
-
-
-def _g729_library(pcm: np.ndarray) -> np.ndarray:
-    lib = _load_library("bcg729")
-    enc, dec = lib.initBcg729EncoderChannel(0), lib.initBcg729DecoderChannel()  # 0: no VAD / DTX
-    try:
-        frames = _frames(pcm, 80, pad_end=CELP_DELAY)  # 10 ms -> 10 bytes
-        out = np.zeros_like(frames)
-        packet = np.zeros(16, dtype=np.uint8)
-        length = ctypes.c_uint8()
-        for k in range(frames.shape[0]):
-            lib.bcg729Encoder(enc, _ptr(frames[k], ctypes.c_int16), _ptr(packet, ctypes.c_uint8), ctypes.byref(length))
-            lib.bcg729Decoder(dec, _ptr(packet, ctypes.c_uint8), length.value, 0, 0, 0, _ptr(out[k], ctypes.c_int16))
-        return out.reshape(-1)[CELP_DELAY : CELP_DELAY + pcm.size]
-    finally:
-        lib.closeBcg729EncoderChannel(enc)
-        lib.closeBcg729DecoderChannel(dec)
-
-
-def _run(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
-
-
-def _through_files(pcm: np.ndarray, encode: Callable[[Path, Path], list], decode: Callable[[Path, Path], list], suffix: str) -> np.ndarray:
-    """Round trip through command-line tools, in a private temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="vfmatch-codec-") as tmp:
-        src, mid, dst = Path(tmp) / "in.wav", Path(tmp) / f"coded{suffix}", Path(tmp) / "out.wav"
-        sf.write(src, pcm, CODEC_RATE, subtype="PCM_16")
-        _run(encode(src, mid))
-        _run(decode(mid, dst))
-        y, rate = sf.read(dst, dtype="int16", always_2d=False)
-    if rate != CODEC_RATE:
-        raise RuntimeError(f"decoder returned {rate} Hz, expected {CODEC_RATE}")
-    out = np.zeros(pcm.size, dtype=np.int16)
-    out[: min(pcm.size, y.size)] = y[: pcm.size]
-    return out
-
-
-def _amr_sox(pcm: np.ndarray) -> np.ndarray:
-    padded = np.concatenate([pcm, np.zeros(CELP_DELAY, np.int16)])
-    return _through_files(
-        padded,
-        lambda a, b: ["sox", str(a), "-C", "7", "-t", "amr-nb", str(b)],
-        lambda a, b: ["sox", "-t", "amr-nb", str(a), "-e", "signed-integer", "-b", "16", "-r", str(CODEC_RATE), str(b)],
-        ".amr",
-    )[CELP_DELAY:]
-
-
-def _opus_ffmpeg(pcm: np.ndarray, bitrate: int) -> np.ndarray:
-    base = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"]
-    return _through_files(
-        pcm,
-        lambda a, b: base + [str(a), "-c:a", "libopus", "-application", "voip", "-b:a", str(int(bitrate)), str(b)],
-        lambda a, b: base + [str(a), "-ar", str(CODEC_RATE), "-ac", "1", "-c:a", "pcm_s16le", str(b)],
-        ".ogg",
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _tool_supports(tool: str, what: str) -> bool:
-    if shutil.which(tool) is None:
-        return False
-    cmd = ["sox", "-h"] if tool == "sox" else ["ffmpeg", "-hide_banner", "-encoders"]
-    try:
-        text = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return what in text
-
-
-def _backends(codec: str) -> list[tuple[str, Callable]]:
-    """Working implementations of a codec, preferred first: (name, fn(pcm, bitrate))."""
-    if codec in ("g711_mulaw", "g711_alaw"):
-        law = codec.split("_")[1]
-        return [("numpy", lambda pcm, br: g711_decode(g711_encode(pcm, law), law))]
-    out = []
-    if codec == "amr_nb":
-        if _load_library("amrnb") is not None:
-            out.append(("libopencore-amrnb", lambda pcm, br: _amr_library(pcm)))
-        if _tool_supports("sox", "amr-nb"):
-            out.append(("sox", lambda pcm, br: _amr_sox(pcm)))
-    elif codec == "silk":
-        if _load_library("opus") is not None:
-            out.append(("libopus", _opus_library))
-        if _tool_supports("ffmpeg", "libopus"):
-            out.append(("ffmpeg", _opus_ffmpeg))
-    elif codec == "g729":
-        if _load_library("bcg729") is not None:
-            out.append(("libbcg729", lambda pcm, br: _g729_library(pcm)))
-    else:
-        raise ValueError(f"unknown codec {codec!r}; known: {sorted(CODECS)}")
-    return out
-
-
-def codec_backend(codec: str, backend: str | None = None) -> tuple[str, Callable]:
-    """The implementation used for ``codec`` (or the named ``backend``).
-
-    Raises :class:`CodecUnavailableError` with install instructions when there is none."""
-    found = _backends(codec)
-    if backend is not None:
-        found = [b for b in found if b[0] == backend]
-    if not found:
-        what = f"backend {backend!r} of " if backend else ""
-        raise CodecUnavailableError(f"{what}codec {codec!r} ({CODECS[codec].label}) is not installed here; install it with: {CODECS[codec].install}")
-    return found[0]
-
-
-def available_codecs() -> list[str]:
-    """Names of the codecs that work on this machine, in :data:`CODECS` order."""
-    return [c for c in CODECS if _backends(c)]
-
-
-def encode_decode(wave: np.ndarray, sr: int = SAMPLE_RATE, codec: str = "g711_mulaw", *, bitrate: int | None = None,
-                  backend: str | None = None) -> np.ndarray:
-    """One codec round trip: resample to 8 kHz, 16-bit, encode, decode, back to ``sr``.
-
-    ``bitrate`` (bit/s) is used by SILK only (8,000-12,000; default 12,000).
-    Returns float32 of the input's length (samples beyond [-1, 1] are clipped,
-    as a 16-bit line would)."""
-    if codec not in CODECS:
-        raise ValueError(f"unknown codec {codec!r}; known: {sorted(CODECS)}")
-    br = 12_000 if bitrate is None else int(bitrate)
-    if codec == "silk" and not 8_000 <= br <= 12_000:
-        raise ValueError(f"SILK is used at 8,000-12,000 bit/s here, got {br}")
-    _name, fn = codec_backend(codec, backend)
-    x = np.asarray(wave, dtype=np.float64)
-    x8 = resample(x, sr, CODEC_RATE)
-    pcm = np.round(np.clip(x8, -1.0, 1.0) * 32767.0).astype(np.int16)
-    y8 = fn(pcm, br).astype(np.float64) / 32768.0
-    y = resample(y8, CODEC_RATE, sr)
-    out = np.zeros(x.size, dtype=np.float64)
-    out[: min(x.size, y.size)] = y[: x.size]
-    return out.astype(np.float32)
-
 
 def degrade(wave: np.ndarray, sr: int = SAMPLE_RATE, *, codec: str | None = None, snr_db=None, seed: int = 0,
             noise: str = "white", bitrate: int | None = None, backend: str | None = None) -> np.ndarray:
@@ -480,9 +133,10 @@ def degrade(wave: np.ndarray, sr: int = SAMPLE_RATE, *, codec: str | None = None
     ----------
     wave : float array, shape (n_samples,), in [-1, 1]
     sr : its sampling rate (Hz)
-    codec : a key of :data:`CODECS`, or None for no codec
+    codec : a key of :data:`vfmatch.evaluation.codecs.CODECS`, or None for no codec
     snr_db : None (no noise), a float, or a (low, high) band to draw from
     seed : seeds the noise (and the SNR drawn from a band)
+    bitrate : bit/s, for AMR-NB (one of its modes) and SILK (6,000-40,000); None: the default
 
     Returns
     -------
@@ -503,6 +157,207 @@ def degrade(wave: np.ndarray, sr: int = SAMPLE_RATE, *, codec: str | None = None
     if codec is not None:
         x = encode_decode(x, SAMPLE_RATE, codec, bitrate=bitrate, backend=backend).astype(np.float64)
     return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Paper 001's conditions, and a trained matcher under each
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One way a voice reaches the matcher: clean, through noise, or through a codec.
+
+    ``snr`` is an SNR band in dB (the SNR of each clip is drawn uniformly from it)
+    or None; ``codec`` a key of :data:`vfmatch.evaluation.codecs.CODECS` or None;
+    ``bitrate`` in bit/s for the codecs that have several (AMR-NB, SILK)."""
+
+    name: str
+    label: str
+    snr: tuple[float, float] | None = None
+    codec: str | None = None
+    bitrate: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"clean"``, ``"noise"`` or ``"codec"``."""
+        return "codec" if self.codec else ("noise" if self.snr else "clean")
+
+    def apply(self, wave: np.ndarray, seed: int = 0) -> np.ndarray:
+        """The clip (16 kHz, 1-D) under this condition: :func:`degrade`."""
+        return degrade(wave, SAMPLE_RATE, codec=self.codec, snr_db=self.snr, bitrate=self.bitrate, seed=seed)
+
+
+def _codec_condition(codec: str, bitrate: int | None = None) -> Condition:
+    rate = f"{bitrate / 1000:g}" if bitrate else CODECS[codec].kbit_s
+    name = codec if bitrate is None else f"{codec}_{bitrate / 1000:g}"
+    return Condition(name, f"{CODECS[codec].label} {rate} kbit/s", codec=codec, bitrate=bitrate)
+
+
+# Paper 001, appendix A: minor / medium / major noise (A.1) and its four codecs at the
+# rates it names (A.2: AMR "4.75 to 12.2 kbps", SILK "6 to 40 kbps", G.729 8, G.711 64).
+ROBUSTNESS_CONDITIONS: tuple[Condition, ...] = (
+    Condition("clean", "clean"),
+    *(Condition(f"snr_{hi:g}_{lo:g}", f"noise, SNR {hi:g}-{lo:g} dB", snr=(lo, hi)) for lo, hi in DEFAULT_SNR_BANDS),
+    _codec_condition("g711_mulaw"),
+    _codec_condition("g711_alaw"),
+    _codec_condition("amr_nb", 4_750),
+    _codec_condition("amr_nb", 12_200),
+    *(_codec_condition("silk", br) for br in (6_000, 12_000, 24_000, 40_000)),
+    _codec_condition("g729"),
+)
+# What score_conditions reports per condition (chance 0.5 for each).
+ROBUSTNESS_METRICS = ("identification_1to2_vf", "identification_1to2_vf_gender_restricted", "auc")
+
+
+def get_condition(name) -> Condition:
+    """A :class:`Condition` of :data:`ROBUSTNESS_CONDITIONS` by name (a Condition is returned as it is)."""
+    if isinstance(name, Condition):
+        return name
+    for c in ROBUSTNESS_CONDITIONS:
+        if c.name == name:
+            return c
+    raise ValueError(f"unknown condition {name!r}; choose from {[c.name for c in ROBUSTNESS_CONDITIONS]}")
+
+
+def condition_status(conditions: Sequence = ROBUSTNESS_CONDITIONS) -> pd.DataFrame:
+    """Which conditions this machine can run: one row each with ``condition``,
+    ``label``, ``runs`` (bool), ``backend`` (the codec implementation used) and
+    ``reason`` (why not, with the install command; empty when it runs)."""
+    rows = []
+    for c in map(get_condition, conditions):
+        backend, reason = ("numpy" if c.kind == "noise" else ""), ""
+        if c.codec:
+            try:
+                backend = codec_backend(c.codec)[0]
+            except CodecUnavailableError as exc:
+                backend, reason = "", str(exc)
+        rows.append({"condition": c.name, "label": c.label, "runs": not reason, "backend": backend, "reason": reason})
+    return pd.DataFrame(rows)
+
+
+def clip_seed(seed: int, index: int, condition: Condition) -> int:
+    """The noise seed of clip ``index`` under ``condition``: the same in every codec and
+    every run with this ``seed`` (a paired design), another one per SNR band (as in
+    :func:`robustness_sweep`, whose bands are numbered 0, 1, 2 in :data:`DEFAULT_SNR_BANDS` order)."""
+    bands = [tuple(b) for b in DEFAULT_SNR_BANDS]
+    if condition.snr is None:
+        band = -1
+    elif tuple(condition.snr) in bands:
+        band = bands.index(tuple(condition.snr))
+    else:  # a band of one's own: a stream of its own
+        band = 1000 + int(round(100 * condition.snr[0])) * 10_000 + int(round(100 * condition.snr[1]))
+    return int(np.random.SeedSequence([seed, index, band + 1]).generate_state(1)[0])
+
+
+def degrade_clips(clips: Sequence[np.ndarray], condition, *, seed: int = 0) -> list[np.ndarray]:
+    """Every clip (16 kHz, 1-D float arrays) under ``condition`` (a :class:`Condition` or its name)."""
+    c = get_condition(condition)
+    return [c.apply(x, seed=clip_seed(seed, i, c)) for i, x in enumerate(clips)]
+
+
+def _metrics(S, vs, fs, vg, fg, n_triplets, n_pairs, seed) -> dict:
+    """The per-list credits and per-pair scores behind :data:`ROBUSTNESS_METRICS`;
+    the same seeds in every condition, so the lists and pairs are the same."""
+    sc = as_scorer(S, vs.size, fs.size)
+    kw = dict(probe_gender=vg, candidate_gender=fg)
+    out = {"identification_1to2_vf": identification_accuracy(sc, vs, fs, n_lists=n_triplets, seed=seed, **kw)}
+    if vg is not None or fg is not None:
+        out["identification_1to2_vf_gender_restricted"] = identification_accuracy(
+            sc, vs, fs, n_lists=n_triplets, same_gender=True, seed=seed + 2, **kw)
+    out["auc"] = verification_metrics(sc, vs, fs, n_pairs=n_pairs, seed=seed + 4, **kw)
+    return out
+
+
+def score_conditions(
+    scores_from_voices: Callable[[list], np.ndarray],
+    clips: Sequence[np.ndarray],
+    voice_speakers,
+    face_speakers,
+    *,
+    voice_gender=None,
+    face_gender=None,
+    conditions: Sequence = ROBUSTNESS_CONDITIONS,
+    n_triplets: int = 4000,
+    n_pairs: int = 4000,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """A trained matcher under every condition, with identity-bootstrap intervals.
+
+    Parameters
+    ----------
+    scores_from_voices : ``f(clips) -> (n_clips, n_faces)`` similarity of the given
+        (degraded) voice clips to the fixed gallery of faces, higher = more alike;
+        e.g. re-extract the voice metaproperties and run the matcher
+        (:func:`vfmatch.job.robustness_command.matcher_scores_from_voices`), or
+        embed the clips with a learned voice encoder.
+    clips : the clean test clips, 16 kHz; ``voice_speakers`` (n_clips,) their
+        identities, ``face_speakers`` (n_faces,) those of the gallery faces
+    voice_gender, face_gender : genders, for the same-gender ("G") 1:2 lists
+    conditions : :class:`Condition` objects or names (default all of
+        :data:`ROBUSTNESS_CONDITIONS`); ``"clean"`` is always scored, first,
+        since every change is measured from it
+    n_triplets, n_pairs : sizes of the seeded 1:2 lists and verification pairs,
+        the same lists and pairs in every condition
+    n_boot, level : identity bootstrap (:mod:`vfmatch.evaluation.bootstrap`)
+
+    Returns
+    -------
+    pandas.DataFrame, one row per condition, in the given order: ``condition``,
+    ``label``, ``kind``, ``codec``, ``bitrate``, ``snr``, ``status`` (``"ok"`` or
+    ``"skipped"``), ``reason`` (why skipped: the codec is not installed here, and
+    how to install it), ``backend``; for each metric m of :data:`ROBUSTNESS_METRICS`
+    ``m``, ``m_low``, ``m_high`` (the interval) and ``m_delta`` (condition minus
+    clean) with ``m_delta_low``, ``m_delta_high`` (a *paired* interval: each
+    bootstrap sample draws the test identities once and scores both conditions
+    on their lists); ``n_clips``, ``seconds``. A skipped condition keeps its row,
+    with NaN metrics.
+    """
+    vs, fs = np.asarray(voice_speakers).astype(str), np.asarray(face_speakers).astype(str)
+    clips = list(clips)
+    if len(clips) != vs.size:
+        raise ValueError(f"{len(clips)} clips but {vs.size} voice speakers")
+    conds = [get_condition(c) for c in conditions]
+    conds = [get_condition("clean")] + [c for c in conds if c.name != "clean"]
+    status = condition_status(conds).set_index("condition")
+    boot = dict(n_boot=n_boot, level=level, seed=seed)
+    rows, clean = [], None
+    for c in progress_bar(conds, progress, "conditions"):
+        st = status.loc[c.name]
+        row = {"condition": c.name, "label": c.label, "kind": c.kind, "codec": c.codec or "none", "bitrate": c.bitrate,
+               "snr": snr_label(c.snr), "status": "ok" if st["runs"] else "skipped", "reason": st["reason"],
+               "backend": st["backend"], "n_clips": len(clips)}
+        for m in ROBUSTNESS_METRICS:
+            row.update({m: np.nan, f"{m}_low": np.nan, f"{m}_high": np.nan,
+                        f"{m}_delta": np.nan, f"{m}_delta_low": np.nan, f"{m}_delta_high": np.nan})
+        t0 = time.perf_counter()
+        if st["runs"]:
+            # Per-clip work is small: one thread (VFMATCH_THREADS) avoids torch's spinning on a shared CPU.
+            with limit_threads():
+                S = np.asarray(scores_from_voices(degrade_clips(clips, c, seed=seed)), dtype=np.float64)
+            if S.shape != (vs.size, fs.size):
+                raise ValueError(f"scores_from_voices returned shape {S.shape}, expected ({vs.size}, {fs.size}) (clips x faces)")
+            got = _metrics(S, vs, fs, voice_gender, face_gender, n_triplets, n_pairs, seed)
+            clean = got if clean is None else clean
+            for m, r in got.items():
+                if m == "auc":
+                    row[m] = r["auc"]
+                    row[f"{m}_low"], row[f"{m}_high"] = bootstrap_auc_ci(r["labels"], r["scores"], r["probe_code"], **boot)
+                    row[f"{m}_delta"] = r["auc"] - clean[m]["auc"]
+                    row[f"{m}_delta_low"], row[f"{m}_delta_high"] = paired_auc_delta_ci(
+                        r["labels"], clean[m]["scores"], r["scores"], r["probe_code"], **boot)
+                else:
+                    row[m] = r.accuracy
+                    row[f"{m}_low"], row[f"{m}_high"] = bootstrap_ci(r.correct, r.probe_code, **boot)
+                    delta = r.correct - clean[m].correct  # the same lists: a paired difference per list
+                    row[f"{m}_delta"] = float(delta.mean())
+                    row[f"{m}_delta_low"], row[f"{m}_delta_high"] = bootstrap_ci(delta, r.probe_code, **boot)
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------
@@ -543,6 +398,7 @@ def robustness_sweep(
     voice_indices, max_clips : which clips (default all; ``max_clips`` takes an
         evenly spread subset)
     n_triplets : 1:2 triplets, the same ones in every condition
+    bitrate : SILK's bit rate (bit/s); the other codecs run at their defaults
     ties, rank_ties : tie rules of the 1:2 accuracy and of the percentile rank
         (:mod:`vfmatch.evaluation`); both count a tie 1/2 by default, since
         metaproperty matchers tie often and the paper's strict rank would
@@ -586,7 +442,7 @@ def robustness_sweep(
         t0 = time.perf_counter()
         band_id = -1 if band is None else list(snr_bands).index(band)
         degraded = [
-            degrade(c, SAMPLE_RATE, codec=codec, snr_db=band, noise=noise, bitrate=bitrate,
+            degrade(c, SAMPLE_RATE, codec=codec, snr_db=band, noise=noise, bitrate=bitrate if codec == "silk" else None,
                     seed=int(np.random.SeedSequence([seed, i, band_id + 1]).generate_state(1)[0]))
             for i, c in enumerate(clips)
         ]

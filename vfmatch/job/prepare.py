@@ -59,6 +59,7 @@ from safetensors.numpy import load_file, save_file
 from ..config import cache_dir, default_device, quick_mode
 from ..data.load import load_population
 from ..data.pairs import make_pairs
+from ..evaluation.augment import augment_population
 from ..extractors import ExtractorSet, create_extractors, list_extractor_presets
 from ..matching.matcher import MetapropertyMatcher
 from ..matching.tables import oracle_metaproperties
@@ -116,6 +117,9 @@ class RunConfig:
     cache: bool = True
     progress: bool = True
     overwrite: bool = False
+    # None, "codecs", "noise" or "codecs+noise": degrade half of the extractors' training
+    # clips (paper 001's remedy, vfmatch.evaluation.augment); part of the tables' cache key.
+    augment: str | None = None
 
     @property
     def is_quick(self) -> bool:
@@ -231,11 +235,11 @@ def _halves(part, seed: int):
     return part.select(first), part.select(second)
 
 
-def _fingerprint(population, parts: dict, extractor_set: ExtractorSet) -> str:
+def _fingerprint(population, parts: dict, extractor_set: ExtractorSet, augment: str | None = None) -> str:
     """Cache key of the extracted tables: the population's content (identities,
     clip and face ids, provenance), who is in which role, the extractor set's
-    fingerprint (encoders, calculators, their code) and
-    :data:`vfmatch.utils.CODE_VERSION`."""
+    fingerprint (encoders, calculators, their code), the training augmentation
+    (``RunConfig.augment``) and :data:`vfmatch.utils.CODE_VERSION`."""
     h = hashlib.sha1()
     ids = population.identities.drop(columns=["voice_latent", "face_latent"], errors="ignore").astype(str)
     h.update(pd.util.hash_pandas_object(ids, index=False).values.tobytes())
@@ -246,6 +250,8 @@ def _fingerprint(population, parts: dict, extractor_set: ExtractorSet) -> str:
     h.update(json.dumps({r: sorted(p.speaker_ids) for r, p in parts.items()}).encode())
     h.update(extractor_set.fingerprint().encode())
     h.update(CODE_VERSION.encode())
+    if augment:  # only when set, so the keys of runs without augmentation stay as they were
+        h.update(f"augment={augment}".encode())
     return h.hexdigest()[:20]
 
 
@@ -266,14 +272,15 @@ def extract_tables(population, parts: dict, config: RunConfig, progress: bool = 
 
     ``extractors`` is an unfitted :class:`~vfmatch.extractors.ExtractorSet` to use
     instead of the ``config.extractors`` preset (an experiment with another
-    encoder, say). The tables, the extractors' quality on the test identities
+    encoder, say). With ``config.augment`` the extractors are fitted on
+    :func:`vfmatch.evaluation.augment.augment_population` of the training people. The tables, the extractors' quality on the test identities
     and the fitted extractors are cached (safetensors + JSON; module docstring),
     so a second identical call loads them (``timing == {"cached": True}``)."""
     if extractors is None:
         extractors = build_extractors(_metaproperty_names(population, config), config.extractors,
                                       quick=config.is_quick, progress=progress)
     names = extractors.metaproperties
-    folder = cache_dir("features", _fingerprint(population, parts, extractors))
+    folder = cache_dir("features", _fingerprint(population, parts, extractors, config.augment))
     timing: dict = {}
     if config.cache and (folder / "tables.safetensors").exists():
         arrays = load_file(str(folder / "tables.safetensors"))
@@ -286,7 +293,8 @@ def extract_tables(population, parts: dict, config: RunConfig, progress: bool = 
         return MatchingData(population, parts, voice, face, fitted, quality, names, timing)
 
     t0 = time.perf_counter()
-    fitted = extractors.fit(parts["train"]) or extractors
+    # --augment: the extractors train on partly degraded clips; every other role stays clean.
+    fitted = extractors.fit(augment_population(parts["train"], config.augment, seed=config.seed)) or extractors
     timing["fit"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     voice = {r: {k: np.asarray(v, np.float64) for k, v in fitted.transform_voices(parts[r]).items()} for r in ROLES}

@@ -108,8 +108,8 @@ def plotly_to_matplotlib(fig):
             err = None
             if t.error_y is not None and t.error_y.array is not None:
                 err = np.asarray(t.error_y.array, dtype=float)
-                if t.error_y.symmetric is False and t.error_y.arrayminus is not None:  # (2, n): below, above
-                    err = np.stack([np.asarray(t.error_y.arrayminus, dtype=float), err])
+                if t.error_y.arrayminus is not None:  # an interval need not be symmetric
+                    err = np.vstack([np.asarray(t.error_y.arrayminus, dtype=float), err])
             if horizontal:
                 ax.barh(pos, vals, height=width, color=color, label=label)
                 ax.set_yticks(np.arange(len(cats)), cats)

@@ -44,6 +44,7 @@ from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
 from ..config import default_device
+from ..evaluation.augment import AUGMENT_MODES, check_augment
 from ..evaluation.summary import subgroup_report
 from ..matching.classifiers import list_classifiers
 from ..matching.difficulty import check_eps, compare_strategies
@@ -147,6 +148,7 @@ def _check_options(config: RunConfig) -> None:
         raise ValueError(f"--embedding-train must be one of {EMBEDDING_TRAINING}, got {config.embedding_train!r}")
     if config.embedding_train != "all" and not config.subset:
         raise ValueError(f"--embedding-train {config.embedding_train}: needs --subset (the homogeneous population)")
+    check_augment(config.augment)
 
 
 def run(config: RunConfig) -> dict:
@@ -381,6 +383,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-train", dest="embedding_train", default=d.embedding_train, choices=EMBEDDING_TRAINING,
                         help="who the embeddings learn from with --subset: all train identities (default), the "
                              "subset's only, or all then fine-tuned on the subset (seed 001's recipe)")
+    parser.add_argument("--augment", default=None, choices=list(AUGMENT_MODES),
+                        help="train the extractors on half their clips degraded: through codecs (AMR-NB and G.729 "
+                             "most often), noise at 0-30 dB SNR, or both (paper 001's remedy; vfmatch robustness measures it)")
     parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute the population and features")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")

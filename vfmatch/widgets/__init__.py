@@ -16,10 +16,12 @@ module              book chapter
 ``evaluation``      ``book/08_evaluation.ipynb``, ``book/09_robustness.ipynb``
 ``embeddings``      ``book/10_learned_embeddings.ipynb``
 ``fusion``          ``book/12_rebuilding_faces.ipynb``
+``robustness``      ``book/09_robustness.ipynb`` (the trained matcher under noise and codecs)
 ``display``         every chapter: :func:`~vfmatch.widgets.display.show_in`
 ==================  =====================================================
 
 The widgets sit above the job in the data flow: they import
 :mod:`vfmatch.job.prepare` (what the book shares with ``vfmatch run``) and the
-report's figures, never the command module :mod:`vfmatch.job.run`.
+report's figures, never the command module :mod:`vfmatch.job.run`
+(``robustness`` reuses the figure of :mod:`vfmatch.job.robustness_command`).
 """
