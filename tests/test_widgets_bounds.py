@@ -66,6 +66,18 @@ def test_figures(data, full):
         B.calibration_figure(cal, "temperature")
 
 
+def test_scores_are_those_of_the_job(data):
+    from vfmatch.evaluation.summary import evaluate_similarity
+
+    matcher = fit_matcher(new_matcher(RunConfig()), data, data.role_pairs(0))
+    test = data.parts["test"]
+    fast = B.score_gap_metrics(matcher, data.tables("test"), test, seed=0)
+    full = evaluate_similarity(matcher.similarity_matrix(*data.tables("test")), test.voice_speakers, test.face_speakers,
+                               voice_gender=test.labels("gender", "voice"), face_gender=test.labels("gender", "face"),
+                               n_boot=0, seed=0)
+    assert fast == {k: pytest.approx(full[k]) for k in fast}
+
+
 def test_bad_choices_are_named(data):
     with pytest.raises(ValueError, match="non-empty subset"):
         B.bounds_comparison(data, ["gender", "shoe_size"])

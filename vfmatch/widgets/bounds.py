@@ -15,8 +15,8 @@ threshold people (:func:`vfmatch.job.bounds.probability_calibration`). Every
 function takes a :class:`vfmatch.job.prepare.MatchingData` and plain values and
 returns frames, dicts or plotly figures; :func:`build_bounds_widget` only wires
 them to ipywidgets. Scores use the job's seeds and list sizes
-(:func:`vfmatch.evaluation.summary.evaluate_similarity`), so with every
-metaproperty they are the numbers of ``metrics.json``.
+(:func:`score_gap_metrics`), so with every metaproperty they are the numbers
+of ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..evaluation.summary import evaluate_similarity
+from ..evaluation.identification import identification_accuracy, verification_metrics
 from ..job.bounds import (GAP_METRICS, bayes_skip_reason, bayes_tables, fit_on_tables, gap_decomposition,
                           gap_figure, probability_calibration)
 from ..job.prepare import MatchingData, RunConfig, new_matcher
 from ..matching.calibration import CALIBRATION_METHODS, reliability_figure
 from .display import show_in
 
-__all__ = ["MODELS", "bounds_comparison", "bounds_figure", "calibration_comparison", "calibration_figure",
+__all__ = ["MODELS", "score_gap_metrics", "bounds_comparison", "bounds_figure", "calibration_comparison", "calibration_figure",
            "build_bounds_widget"]
 
 # The four matchers, floor to ceiling: (key, label).
@@ -40,14 +40,25 @@ MODELS = (("gender_only", "gender only (floor)"), ("test", "extracted metaproper
           ("bayes", "Bayes bound"), ("oracle", "all-truth oracle"))
 
 
-def _score(matcher, tables, part, seed: int) -> dict:
-    """The metrics of :data:`GAP_METRICS` on the test people, as ``vfmatch run`` computes them."""
+def score_gap_metrics(matcher, tables, part, seed: int = 0) -> dict:
+    """The metrics of :data:`~vfmatch.job.bounds.GAP_METRICS` on ``part`` (the test people).
+
+    The lists and pairs of :func:`vfmatch.evaluation.summary.evaluate_similarity`
+    (4000 each, its seeds: ``seed`` for 1:2, ``seed + 2`` same-gender, ``seed + 4``
+    the AUC pairs), so the numbers are those of ``metrics.json``; only these three
+    protocols are run, which keeps a widget move quick."""
     S = matcher.similarity_matrix(*tables)
-    has_gender = part.has_metaproperty("gender")
-    ev = evaluate_similarity(S, part.voice_speakers, part.face_speakers, n_boot=0, seed=seed,
-                             voice_gender=part.labels("gender", "voice") if has_gender else None,
-                             face_gender=part.labels("gender", "face") if has_gender else None)
-    return {key: ev.get(key, float("nan")) for key, _ in GAP_METRICS}
+    vs, fs = part.voice_speakers, part.face_speakers
+    gender = {}
+    if part.has_metaproperty("gender"):
+        gender = dict(probe_gender=part.labels("gender", "voice"), candidate_gender=part.labels("gender", "face"))
+    out = {"identification_1to2_vf": identification_accuracy(S, vs, fs, n_lists=4000, ties="half", seed=seed, **gender).accuracy,
+           "identification_1to2_vf_gender_restricted": float("nan"),
+           "auc": verification_metrics(S, vs, fs, n_pairs=4000, seed=seed + 4, **gender)["auc"]}
+    if gender:
+        out["identification_1to2_vf_gender_restricted"] = identification_accuracy(
+            S, vs, fs, n_lists=4000, same_gender=True, ties="half", seed=seed + 2, **gender).accuracy
+    return {k: float(v) for k, v in out.items()}
 
 
 def bounds_comparison(data: MatchingData, metaproperties: Sequence[str] | None = None, *,
@@ -83,9 +94,9 @@ def bounds_comparison(data: MatchingData, metaproperties: Sequence[str] | None =
     scores = {}
     if "gender" in data.metaproperties:
         floor = fit_on_tables(new_matcher(config, ["gender"]), data.tables, pairs)
-        scores["gender_only"] = _score(floor, data.tables("test"), test, seed)
+        scores["gender_only"] = score_gap_metrics(floor, data.tables("test"), test, seed)
     for key, get in tables.items():
-        scores[key] = _score(fit_on_tables(template, get, pairs), get("test"), test, seed)
+        scores[key] = score_gap_metrics(fit_on_tables(template, get, pairs), get("test"), test, seed)
     labels = dict(MODELS)
     table = pd.DataFrame({labels[k]: scores[k] for k, _ in MODELS if k in scores}).T
     table.columns = [label for _, label in GAP_METRICS]
@@ -130,7 +141,7 @@ def build_bounds_widget(data: MatchingData, matcher):
     go_button = W.Button(description="compare")
     method = W.Dropdown(options=list(CALIBRATION_METHODS), value="isotonic", description="calibration")
     out_bounds, out_cal = W.Output(), W.Output()
-    calibration = calibration_comparison(data, matcher)
+    calibration = calibration_comparison(data, matcher, n_boot=0)  # the figure shows no interval
 
     def compare(*_):
         if not pick.value:
