@@ -336,8 +336,8 @@ def measure_bounds(config: RunConfig, data: MatchingData, pairs: dict, matcher: 
     t0 = time.perf_counter()
     skipped = bayes_skip_reason(data.population, config, data.metaproperties)
     if config.subset and skipped is None:
-        note = (f"with --subset {config.subset} the posteriors do not use that everyone is in the subset, "
-                "so they bound less tightly than they could")
+        note = (f"with --subset {config.subset} the posteriors ignore that everyone is in the subset; an extractor "
+                "that knew it could do better, so here the Bayes entry is a reference, not an upper bound")
     else:
         note = None
     bayes_matcher = S_bayes = None
