@@ -7,6 +7,8 @@
 * ``report``   figures (HTML + PNG) and the report folder
 * ``fusion_step``  the run's fusion stage: rebuild each test speaker's face and
   evaluate it (chapter 12)
+* ``bounds``   the Bayes bound and the gap decomposition, calibrated match
+  probabilities, ablations: the bounds stage of the run and chapter 05
 * ``run``      the ``vfmatch run`` command: the whole job and its report
 * ``files``    what the commands on files share: a saved models folder, voice
   files and photos in (through :mod:`vfmatch.data.media`), the warning for
@@ -26,11 +28,12 @@ from .methods import *  # noqa: F401,F403
 from .prepare import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .fusion_step import *  # noqa: F401,F403
+from .bounds import *  # noqa: F401,F403
 from .run import *  # noqa: F401,F403
 from .files import *  # noqa: F401,F403
 from .sss_command import *  # noqa: F401,F403
 from .sss_features import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("methods", "prepare", "report", "fusion_step", "run", "files", "sss_command", "sss_features")
+__all__ = [n for m in ("methods", "prepare", "report", "bounds", "fusion_step", "run", "files", "sss_command", "sss_features")
            for n in importlib.import_module(f".{m}", __name__).__all__]

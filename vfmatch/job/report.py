@@ -46,7 +46,18 @@ __all__ = [
     "explanation_figure",
     "distributions_figure",
     "write_index",
+    "MODEL_LABELS",
 ]
+
+# What each model entry of metrics["evaluation"] is, for the index table and the printout
+# (the all-truth oracle keeps its key "oracle" but is named for what it is).
+MODEL_LABELS = {
+    "test": "extracted metaproperties",
+    "bayes": "Bayes bound: perfect extractors of what the media show",
+    "oracle": "all-truth oracle: every metaproperty known, incl. those the media never show",
+    "gender_only": "gender only (floor)",
+    "chance": "chance",
+}
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -312,14 +323,14 @@ def write_index(folder: str | Path, metrics: Mapping, figures: Mapping[str, str]
     folder = Path(folder)
     ev = metrics.get("evaluation", {})
     rows = []
-    for model in ("test", "oracle", "gender_only", "chance"):
-        if model in ev:
+    for model in ("test", "bayes", "oracle", "gender_only", "chance"):
+        if model in ev and "skipped" not in ev[model]:
             m = ev[model]
             rows.append(
                 "<tr>" + "".join(
                     f"<td>{html.escape(str(v))}</td>"
                     for v in (
-                        model,
+                        MODEL_LABELS.get(model, model),
                         _fmt(m.get("identification_1to2_vf")),
                         _fmt(m.get("identification_1to2_vf_gender_restricted")),
                         _fmt(m.get("auc")),

@@ -9,16 +9,18 @@ Stages (each timed in ``metrics.json``, with a progress bar)::
                     extract probability tables for the held-out ones (cached)
     4. matcher      fit the matcher on pairs of the "matcher" identities,
                     choose its threshold on the "threshold" identities
-    5. baselines    the same matcher fed ground-truth metaproperties (oracle
-                    bound) and a gender-only matcher (floor)
+    5. baselines    the same matcher fed every true metaproperty (the all-truth
+                    oracle, which bounds nothing) and a gender-only matcher (floor)
     6. difficulty   easy / medium / hard retraining strategies, scored on test
     7. methods      the learned embeddings (triplet, weighted triplet, SSS, contrastive)
                     and the hybrid, trained and scored on the same people and lists
                     (:mod:`vfmatch.job.methods`; ``--methods`` chooses)
     8. evaluation   1:2 identification (both protocols), AUC, EER on the test identities
-    9. fusion       rebuild each test speaker's face from their best-matching test faces
+    9. bounds       the Bayes bound and the gap decomposition, calibrated probabilities,
+                    ablations (:mod:`vfmatch.job.bounds`)
+   10. fusion       rebuild each test speaker's face from their best-matching test faces
                     and evaluate it as Speech2Face did (:mod:`vfmatch.job.fusion_step`)
-   10. report       metrics.json, weights.json, plots (HTML + PNG), saved models
+   11. report       metrics.json, weights.json, plots (HTML + PNG), saved models
 
 Stages 1-3 and the matcher helpers live in :mod:`vfmatch.job.prepare`, which
 the book (chapters 05-07) and the widgets share; this module is the command
@@ -53,7 +55,7 @@ from ..matching.matcher import MetapropertyMatcher
 from ..matching.threshold import THRESHOLD_RULES
 from ..metaproperties import DEFAULT_METAPROPERTIES, get_metaproperty, list_metaproperties
 from ..simulator.traits import DEFAULT_N_IDENTITIES
-from . import report
+from . import bounds, report
 from .methods import (
     EMBEDDING_TRAINING,
     check_methods,
@@ -99,15 +101,17 @@ def evaluate_matcher(matcher: MetapropertyMatcher, voice_table, face_table, part
 
 def subgroups(S: np.ndarray, part, seed: int) -> dict:
     """1:2 identification and AUC per gender and per ethnicity of the test voices,
-    with every test face as a candidate (:func:`vfmatch.evaluation.summary.subgroup_report`)."""
+    with every test face as a candidate (:func:`vfmatch.evaluation.summary.subgroup_report`);
+    ``identification_1to2_ci`` and ``mean_rank_ci``: 95 % identity-bootstrap intervals (200 resamples)."""
     out = {}
     for col in ("gender", "ethnicity"):
         if col not in part.identities or not part.has_metaproperty(col):
             continue
         table = subgroup_report(S, part.voice_speakers, part.face_speakers, part.identities, by=(col,),
-                                n_boot=0, min_identities=3, seed=seed)
+                                n_boot=200, min_identities=3, seed=seed)
         for row in table.to_dict(orient="records"):
             out[f"{col}={row[col]}"] = {k: row[k] for k in ("n_identities", "identification_1to2", "auc", "mean_rank")}
+            out[f"{col}={row[col]}"].update({f"{k}_ci": [row[f"{k}_low"], row[f"{k}_high"]] for k in ("identification_1to2", "mean_rank")})
     return out
 
 
@@ -162,8 +166,8 @@ def _run(config: RunConfig) -> dict:
     _check_out(out, config.overwrite)
     _check_options(config)
     timing: dict = {}
-    stages = ["population", "split", "extractors", "matcher", "baselines", "difficulty", "methods", "evaluation", "fusion",
-              "report"]
+    stages = ["population", "split", "extractors", "matcher", "baselines", "difficulty", "methods", "evaluation", "bounds",
+              "fusion", "report"]
     bar = tqdm(total=len(stages), desc="vfmatch run", disable=not config.progress, unit="stage")
 
     def stage(name):
@@ -221,6 +225,10 @@ def _run(config: RunConfig) -> dict:
     by_group = subgroups(S_test, test, config.seed)
     done("evaluation", t0)
 
+    t0 = stage("bounds")  # Bayes bound and gap, calibrated probabilities, ablations (vfmatch.job.bounds)
+    limits = bounds.measure_bounds(config, data, pairs, matcher, new_matcher(config), evaluation, evaluate_matcher)
+    done("bounds", t0)
+
     t0 = stage("fusion")  # rebuild each test speaker's face from their best-matching faces (patent claims 6, 12)
     fusion, fusion_figures = fusion_stage(data, matcher, config, scores=S_test)
     done("fusion", t0)
@@ -258,7 +266,9 @@ def _run(config: RunConfig) -> dict:
         "device": default_device(None if config.device == "auto" else config.device),
     }
     metrics["timing_seconds"]["extractor_detail"] = data.timing
-    _write_report(out, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs, fusion_figures)
+    limits.add_to(metrics)
+    _write_report(out, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs,
+                  fusion_figures, limits)
     save_methods(scores, out / "models")
     done("report", t0)
     bar.close()
@@ -290,7 +300,7 @@ def _population_summary(population, data: MatchingData, config: RunConfig) -> di
 
 
 def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strategies, S_test, S_oracle, S_gender, pairs,
-                  more_figures: dict | None = None) -> None:
+                  more_figures: dict | None, limits: bounds.Bounds) -> None:
     # sklearn's roc_curve thins the curve for plotting (drop_intermediate); every
     # number of the report (AUC, EER) comes from vfmatch.evaluation.metrics.
     out.mkdir(parents=True, exist_ok=True)
@@ -307,19 +317,20 @@ def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strate
     if data.extractors is not None and hasattr(data.extractors, "save"):
         data.extractors.save(models / "extractors")
     strategies.to_csv(out / "difficulty_strategies.csv", index=False)
+    limits.save(out)
 
     test = data.parts["test"]
     same = test.voice_speakers[:, None] == test.face_speakers[None, :]
     curves = {}
-    for name, S in (("extracted", S_test), ("oracle", S_oracle), ("gender only", S_gender)):
+    for key, S in (("test", S_test), ("bayes", limits.S_bayes), ("oracle", S_oracle), ("gender_only", S_gender)):
         if S is not None:
             fpr, tpr, _ = roc_curve(same.ravel(), S.ravel())
-            curves[name] = (fpr, tpr, metrics["evaluation"]["oracle" if name == "oracle" else ("test" if name == "extracted" else "gender_only")]["auc"])
+            curves[bounds.SHORT_LABELS[key]] = (fpr, tpr, metrics["evaluation"][key]["auc"])
     figs = {
-        "weights": (report.weights_figure({"extracted": matcher.weights, "oracle": oracle.weights}), "Weights per metaproperty"),
+        "weights": (report.weights_figure({"extracted": matcher.weights, "all-truth oracle": oracle.weights}), "Weights per metaproperty"),
         "roc": (report.roc_figure(curves), "ROC on the test identities"),
         "level_histogram": (report.level_histogram_figure(S_test.ravel(), same.ravel(), matcher.threshold_), "Level of match, same vs different people"),
-        "identification": (report.identification_figure({k: v for k, v in metrics["evaluation"].items()}), "1:2 identification"),
+        "identification": (report.identification_figure(bounds.model_entries(metrics["evaluation"])), "1:2 identification"),
         "methods": (report.identification_figure(
             {**metrics["methods"], "all-truth oracle": metrics["evaluation"]["oracle"],
              **({"gender only": metrics["evaluation"]["gender_only"]} if "gender_only" in metrics["evaluation"] else {})},
@@ -330,11 +341,12 @@ def _write_report(out: Path, metrics, matcher, oracle, gender_only, data, strate
     if data.extractor_quality:
         figs["extractors"] = (report.extractor_figure(data.extractor_quality), "Extractor quality")
     figs.update(more_figures or {})  # the fusion stage's strip and bars
+    figs.update(limits.figures())
     for name, (fig, _) in figs.items():
         report.save_figure(fig, out / "plots", name)
     notes = [
         f"Level of match = {_level_description(matcher)}.",
-        "Oracle = the same matcher fed ground-truth metaproperties: the upper bound of the metaproperty approach here.",
+        *bounds.BOUNDS_NOTES,
         "Gender-only = a matcher on the extracted gender alone: the floor.",
         "Simulated people: the figures describe this simulator, not any real population.",
     ]
@@ -402,12 +414,13 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nvfmatch run: report written to {Path(config.out).resolve()} in {time.perf_counter() - t0:.0f} s")
     print(f"  {metrics['population']['description']}")
     print("  1:2 voice->face identification on held-out identities (any / same-gender other face), AUC, EER:")
-    for name in ("test", "oracle", "gender_only", "chance"):
-        if name in ev:
+    for name in ("test", "bayes", "oracle", "gender_only", "chance"):
+        if name in ev and "skipped" not in ev[name]:
             m = ev[name]
-            label = {"test": "extracted metaproperties", "oracle": "oracle (ground truth)", "gender_only": "gender only (floor)"}.get(name, name)
-            print(f"    {label:<26} {m['identification_1to2_vf']:.3f} / {m['identification_1to2_vf_gender_restricted']:.3f}"
-                  f"   AUC {m['auc']:.3f}   EER {m['eer']:.3f}")
+            print(f"    {m['identification_1to2_vf']:.3f} / {m['identification_1to2_vf_gender_restricted']:.3f}"
+                  f"   AUC {m['auc']:.3f}   EER {m['eer']:.3f}   {report.MODEL_LABELS.get(name, name)}")
+    if "skipped" in ev.get("bayes", {}):
+        print(f"    Bayes bound skipped: {ev['bayes']['skipped']}")
     if metrics.get("methods"):
         print("  every method on the same test lists: 1:2 V->F [95% CI] / same gender [95% CI]:")
         for name, m in metrics["methods"].items():

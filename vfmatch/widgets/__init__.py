@@ -13,6 +13,7 @@ module              book chapter
 ``matching``        ``book/05_distances_and_weights.ipynb``,
                     ``book/06_difficulty_and_curriculum.ipynb``,
                     ``book/07_matching_and_retrieval.ipynb``
+``bounds``          ``book/05_distances_and_weights.ipynb`` (the bounds section)
 ``evaluation``      ``book/08_evaluation.ipynb``, ``book/09_robustness.ipynb``
 ``embeddings``      ``book/10_learned_embeddings.ipynb``
 ``fusion``          ``book/12_rebuilding_faces.ipynb``
