@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..data.population import SAMPLE_RATE
 from ..evaluation.robustness import ROBUSTNESS_CONDITIONS, ROBUSTNESS_METRICS, get_condition, score_conditions
 from ..extractors import ExtractorSet
 from ..matching.matcher import MetapropertyMatcher
@@ -101,7 +102,7 @@ def matcher_scores_from_voices(matcher: MetapropertyMatcher, extractors: Extract
     ``clips`` (16 kHz, 1-D arrays) with the trained ``extractors`` and score them
     against ``face_table`` (the faces' extracted tables) with ``matcher``."""
     def scores(clips) -> np.ndarray:
-        return matcher.similarity_matrix(extractors.predict_voices(list(clips)), face_table)
+        return matcher.similarity_matrix(extractors.predict_voices(list(clips), sample_rate=SAMPLE_RATE), face_table)
     return scores
 
 
