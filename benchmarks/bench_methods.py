@@ -66,18 +66,32 @@ def compare(seed: int, args, embedding_train: str) -> dict:
 
 
 def scaling(args) -> None:
-    from vfmatch.embeddings import fit_population
-    from vfmatch.simulator.population import make_population
+    """Training seconds of one method against training identities and embedding size.
+
+    The features are those of the run's train role (default population, cached
+    once); smaller training sets are the first n identities of it, so only the
+    training itself is timed."""
+    from vfmatch.embeddings import FeatureTable, create_embedding_method, fit_population, population_table
+    from vfmatch.job.prepare import RunConfig, load_or_simulate, split_roles
 
     method = (args.methods or ["triplet"])[0]
-    print(f"\ntraining seconds of {method!r} (features cached first; CPU threads {os.cpu_count()})")
-    print(f"{'identities':>10}{'train ids':>10}{'embed dim':>10}{'train s':>9}{'s per train id':>15}")
-    for n, dim in [(120, 128), (240, 128), (480, 128), (480, 32), (480, 512)]:
-        pop = make_population(n_identities=n, seed=args.seeds[0], progress=False)
-        fit_population(method, pop, seed=args.seeds[0], embed_dim=dim, epochs=1)  # warm the feature cache
-        res = fit_population(method, pop, seed=args.seeds[0], embed_dim=dim)
-        n_train = len(set(res.method.classes_))
-        print(f"{n:>10}{n_train:>10}{dim:>10}{res.seconds['train']:>9.1f}{res.seconds['train'] / n_train:>15.3f}")
+    config = RunConfig(seed=args.seeds[0], quick=args.quick, identities=args.identities, progress=False)
+    parts = split_roles(load_or_simulate(config), config)
+    res = fit_population(method, parts["train"], parts["test"], seed=config.seed, epochs=1)  # features, once
+    full = {m: population_table(res.encoder_objects[m], parts["train"], m, fill=res.fill[m]) for m in ("voice", "face")}
+    ids = np.unique(full["voice"].labels)
+    print(f"\ntraining seconds of {method!r} (default epochs) on the train role of seed {config.seed}, "
+          f"{ids.size} identities (CPU threads {os.cpu_count()})")
+    print(f"{'train ids':>10}{'embed dim':>10}{'train s':>9}{'s per id':>10}")
+    for n, dim in [(ids.size // 4, 128), (ids.size // 2, 128), (ids.size, 128), (ids.size, 32), (ids.size, 512)]:
+        keep = set(ids[:n])
+        sub = {m: FeatureTable(t.features[np.isin(t.labels, list(keep))], t.labels[np.isin(t.labels, list(keep))],
+                               modality=m) for m, t in full.items()}
+        est = create_embedding_method(method, seed=config.seed, embed_dim=dim)
+        t0 = time.perf_counter()
+        est.fit(sub["voice"], sub["face"])
+        seconds = time.perf_counter() - t0
+        print(f"{n:>10}{dim:>10}{seconds:>9.1f}{seconds / n:>10.3f}")
 
 
 def main(argv=None) -> int:

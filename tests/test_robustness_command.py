@@ -137,3 +137,8 @@ def test_after_a_quick_augmented_run(tmp_path):
     table = pd.read_csv(tmp_path / "rob" / "robustness.csv")
     for m in ROBUSTNESS_METRICS:
         assert table.loc[0, m] == pytest.approx(metrics["evaluation"]["test"][m], abs=1e-12)
+    # every embedding method the run saved is scored too; its clean row is the run's figure
+    clean = table[table["condition"] == "clean"].set_index("method")
+    for name in ("triplet", "weighted_triplet", "contrastive", "sss"):
+        assert clean.loc[name, "identification_1to2_vf"] == pytest.approx(
+            metrics["methods"][name]["identification_1to2_vf"], abs=1e-9), name

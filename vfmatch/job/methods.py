@@ -49,7 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embeddings import DEFAULT_ENCODERS, EmbeddingResult, fit_population, list_embedding_methods
+from ..embeddings import DEFAULT_ENCODERS, EmbeddingResult, fit_population, list_embedding_methods, load_method
+from ..features import create_encoder, population_items
 from ..evaluation.identification import identification_accuracy
 from ..evaluation.metrics import equal_error_rate
 from ..evaluation.summary import evaluate_similarity
@@ -70,6 +71,8 @@ __all__ = [
     "methods_table",
     "methods_metrics",
     "save_methods",
+    "load_saved_embedding",
+    "embedding_scores_from_voices",
 ]
 
 EMBEDDING_TRAINING = ("all", "subset", "all+subset")
@@ -328,3 +331,36 @@ def save_methods(scores: dict[str, MethodScores], folder) -> dict[str, Path]:
         elif name == "hybrid":
             saved[name] = ms.model.save(folder / "hybrid_matcher")
     return saved
+
+
+def load_saved_embedding(folder):
+    """A method saved by :func:`save_methods`: ``(method, {"voice": encoder, "face": encoder}, fill)``,
+    the encoders rebuilt by registry name, ``fill`` the training means put in for
+    unmeasurable features. FileNotFoundError names a missing ``inputs.json``."""
+    folder = Path(folder)
+    inputs_path = folder / "inputs.json"
+    if not inputs_path.exists():
+        raise FileNotFoundError(f"{folder}: no inputs.json (saved by vfmatch run's save_methods, with the encoders' names)")
+    inputs = json.loads(inputs_path.read_text())
+    encoders = {m: create_encoder(m, inputs["encoders"][m]) for m in ("voice", "face")}
+    fill = {m: np.asarray(v, dtype=np.float32) for m, v in inputs["fill"].items()}
+    return load_method(folder), encoders, fill
+
+
+def _filled(features: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    X = np.asarray(features, dtype=np.float32)
+    return np.where(np.isfinite(X), X, fill[None, :])
+
+
+def embedding_scores_from_voices(folder, faces_population):
+    """``f(clips) -> (n_clips, n_faces)``: a saved embedding method's cosine similarity
+    of voice clips (16 kHz, 1-D arrays, e.g. degraded copies of the test clips) to
+    the faces of ``faces_population`` (:mod:`vfmatch.job.robustness_command`)."""
+    method, encoders, fill = load_saved_embedding(folder)
+    items, landmarks = population_items(faces_population, "face")
+    faces = method.transform_faces(_filled(encoders["face"].encode(items, landmarks=landmarks), fill["face"]))
+
+    def scores(clips) -> np.ndarray:
+        voices = method.transform_voices(_filled(encoders["voice"].encode(list(clips)), fill["voice"]))
+        return method.similarity(voices, faces)
+    return scores

@@ -53,6 +53,7 @@ from ..extractors import ExtractorSet
 from ..matching.matcher import MetapropertyMatcher
 from ..utils import to_jsonable
 from . import report
+from .methods import embedding_scores_from_voices
 from .prepare import RunConfig, device_setting, load_or_simulate, split_roles
 
 # Reached through vfmatch.cli (SUBCOMMANDS); add_arguments / main are not re-exported (vfmatch.job.run has its own).
@@ -200,6 +201,9 @@ def main(args: argparse.Namespace) -> int:
         matcher, extractors, config, test = load_run(args.models, data=args.data, seed=args.seed, identities=args.identities)
         faces = extractors.transform_faces(test)
         scorers = {"metaproperty matcher": matcher_scores_from_voices(matcher, extractors, faces)}
+        # every embedding method the run saved (vfmatch.job.methods.save_methods), on the same degraded clips
+        for folder in sorted((Path(args.models) / "methods").glob("*/inputs.json")):
+            scorers[folder.parent.name] = embedding_scores_from_voices(folder.parent, test)
         table = robustness_report(scorers, test, conditions=conditions, max_clips=args.max_clips, n_boot=args.n_boot,
                                   seed=config.seed, progress=args.progress)
     out = Path(args.out)
