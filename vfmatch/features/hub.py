@@ -160,33 +160,42 @@ class HFSpeechEncoder(Encoder):
 
     @torch.no_grad()
     def _encode(self, items, *, landmarks=None, batch_size=8, progress=False):
-        device = default_device(self.kwargs["device"])
-        self.model.to(device)
-        sr = int(getattr(self.processor, "sampling_rate", 16000))
-        max_len = int(self.kwargs["max_seconds"] * sr)
-        waves = [w if sr == 16000 else torchaudio.functional.resample(torch.as_tensor(w), 16000, sr).numpy() for w in items]
-        waves = [w[:max_len] for w in waves]
-        order = np.argsort([len(w) for w in waves])  # similar lengths together: little padding
-        out = np.zeros((len(waves), self.dim), dtype=np.float32)
-        for sl in progress_bar(batches(len(order), batch_size), progress, self.name, None):
-            idx = order[sl]
-            inputs = self.processor([waves[i] for i in idx], sampling_rate=sr, return_tensors="pt", padding=True)
+        def forward(inputs, device):
             inputs = {k: v.to(device) for k, v in inputs.items()}
             if self.head == "classifier":
-                out[idx] = self.model(**inputs).logits.softmax(dim=-1).float().cpu().numpy()
-                continue
+                return self.model(**inputs).logits.softmax(dim=-1).float().cpu().numpy()
             hidden = self.model(**inputs, output_hidden_states=True).hidden_states[self.kwargs["layer"]]
             mask = torch.ones(hidden.shape[:2], device=device)
             if "attention_mask" in inputs and hasattr(self.model, "_get_feat_extract_output_lengths"):
                 lengths = self.model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(dim=1))
                 mask = (torch.arange(hidden.shape[1], device=device)[None] < lengths[:, None]).float()
             pooled = (hidden * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1)
-            out[idx] = pooled.float().cpu().numpy()
-        self.model.cpu()
-        return out
+            return pooled.float().cpu().numpy()
+
+        return _speech_batches(self, items, batch_size, progress, forward)
 
     def _hash_weights(self, h) -> None:
         _hash_model_folder(h, self.model_id)
+
+
+def _speech_batches(encoder, items, batch_size: int, progress: bool, forward) -> np.ndarray:
+    """What the Hub speech encoders share: 16 kHz clips resampled to the processor's
+    rate and cut to ``max_seconds``, batched by length (little padding), each batch
+    through the processor and ``forward(inputs, device) -> (B, dim)``; (n, dim) float32."""
+    device = default_device(encoder.kwargs["device"])
+    encoder.model.to(device)
+    sr = int(getattr(encoder.processor, "sampling_rate", 16000))
+    max_len = int(encoder.kwargs["max_seconds"] * sr)
+    waves = [(w if sr == 16000 else torchaudio.functional.resample(torch.as_tensor(w), 16000, sr).numpy())[:max_len]
+             for w in items]
+    order = np.argsort([len(w) for w in waves])  # similar lengths together: little padding
+    out = np.zeros((len(waves), encoder.dim), dtype=np.float32)
+    for sl in progress_bar(batches(len(order), batch_size), progress, encoder.name, None):
+        idx = order[sl]
+        inputs = encoder.processor([waves[i] for i in idx], sampling_rate=sr, return_tensors="pt", padding=True)
+        out[idx] = forward(inputs, device)
+    encoder.model.cpu()
+    return out
 
 
 def _image_batches(encoder, items, landmarks, batch_size: int, progress: bool, forward) -> np.ndarray:
@@ -418,22 +427,13 @@ class AgeGenderSpeechEncoder(Encoder):
 
     @torch.no_grad()
     def _encode(self, items, *, landmarks=None, batch_size=8, progress=False):
-        device = default_device(self.kwargs["device"])
-        self.model.to(device)
-        sr = int(getattr(self.processor, "sampling_rate", 16000))
-        max_len = int(self.kwargs["max_seconds"] * sr)
-        waves = [(w if sr == 16000 else torchaudio.functional.resample(torch.as_tensor(w), 16000, sr).numpy())[:max_len] for w in items]
-        order = np.argsort([len(w) for w in waves])  # similar lengths together: little padding
-        out = np.zeros((len(waves), 4), dtype=np.float32)
-        for sl in progress_bar(batches(len(order), batch_size), progress, self.name, None):
-            idx = order[sl]
-            inputs = self.processor([waves[i] for i in idx], sampling_rate=sr, return_tensors="pt", padding=True)
+        def forward(inputs, device):
             mask = inputs.get("attention_mask")
             age, gender = self.model(inputs["input_values"].to(device), attention_mask=None if mask is None else mask.to(device))
-            out[idx, 0] = (100.0 * age).float().cpu().numpy()  # the model card: 0...1 stands for 0...100 years
-            out[idx, 1:] = gender.float().cpu().numpy()
-        self.model.cpu()
-        return out
+            # the model card: 0...1 stands for 0...100 years
+            return torch.cat([100.0 * age.reshape(-1, 1), gender], dim=1).float().cpu().numpy()
+
+        return _speech_batches(self, items, batch_size, progress, forward)
 
     def _hash_weights(self, h) -> None:
         _hash_model_folder(h, self.model_id)
