@@ -350,3 +350,23 @@ def test_attention_and_quality_widgets(small_set, tiny_population):
     assert len(table) == 4 and "confusion" not in table
     pytest.importorskip("ipywidgets")
     assert build_person_widget(small_set, tiny_population).children[1].outputs
+
+
+def test_patch_projection_equals_the_strided_convolution():
+    """The ViT's unfold + matmul patch embedding is timm's conv (kernel = stride), forward and backward."""
+    import torch
+
+    from vfmatch.extractors.vit import PatchProjection
+
+    torch.manual_seed(0)
+    for chans, patch, size in ((1, (64, 4), (64, 32)), (3, (8, 8), (16, 24))):
+        fast = PatchProjection(chans, 6, patch)
+        conv = torch.nn.Conv2d(chans, 6, kernel_size=patch, stride=patch)
+        conv.load_state_dict(fast.state_dict())  # same parameter names and shapes
+        x = torch.randn(5, chans, *size)
+        a, b = fast(x), conv(x)
+        assert a.shape == b.shape == (5, 6, size[0] // patch[0], size[1] // patch[1])
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        a.square().sum().backward()
+        b.square().sum().backward()
+        torch.testing.assert_close(fast.weight.grad, conv.weight.grad, rtol=1e-4, atol=1e-4)
