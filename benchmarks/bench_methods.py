@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_methods.py --seeds 0 --quick        # the quick population
     python benchmarks/bench_methods.py --subset gender=female --methods triplet weighted_triplet \
         --embedding-train all subset all+subset                  # seed 001's homogeneous-population question
+        (add --extractors fast when only embedding rows matter: they do not use the extractors)
     python benchmarks/bench_methods.py --scaling                # training seconds vs identities and embedding size
 
 Prints, from one run of this script: for each seed (and each
@@ -39,7 +40,7 @@ def compare(seed: int, args, embedding_train: str) -> dict:
     from vfmatch.job.prepare import RunConfig, make_role_pairs, prepare
 
     config = RunConfig(seed=seed, quick=args.quick, identities=args.identities, subset=args.subset,
-                       embedding_train=embedding_train, progress=False)
+                       embedding_train=embedding_train, extractors=args.extractors, progress=False)
     data = prepare(config)
     pairs = make_role_pairs(data, seed)
     t0 = time.perf_counter()
@@ -100,6 +101,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--identities", type=int, default=None)
     ap.add_argument("--subset", default=None)
+    ap.add_argument("--extractors", default="default",
+                    help="extractor preset of the metaproperty and hybrid rows; the embeddings do not use the "
+                         "extractors, so 'fast' gives the same embedding rows sooner")
     ap.add_argument("--methods", nargs="+", default=None)
     ap.add_argument("--embedding-train", nargs="+", default=["all"], dest="embedding_train")
     ap.add_argument("--scaling", action="store_true")

@@ -280,7 +280,7 @@ def _build(plan: _Plan, opts: _Options, problems: Counter) -> Population:
     faces_ds = _dataset(face_rows, f_features, _hash([base, "faces"]), problems)
 
     # Identities left without clips or faces.
-    have_v, have_f = set(voices["speaker_id"]), set(faces_ds["speaker_id"])
+    have_v, have_f = set(voices["speaker_id"][:]), set(faces_ds["speaker_id"][:])
     # A one-modality corpus (Common Voice, FairFace) says which table it fills.
     modalities = plan.info.get("modalities", ["voice", "face"])
     no_clips = [s for s in ids["speaker_id"] if s not in have_v] if "voice" in modalities else []
@@ -298,8 +298,8 @@ def _build(plan: _Plan, opts: _Options, problems: Counter) -> Population:
         if not keep:
             raise ValueError(f"{plan.where}: no identity has both voice clips and faces left")
         ids = ids[ids["speaker_id"].isin(keep)]
-        voices = voices.select(np.flatnonzero(np.isin(np.asarray(voices["speaker_id"], dtype=object), keep)))
-        faces_ds = faces_ds.select(np.flatnonzero(np.isin(np.asarray(faces_ds["speaker_id"], dtype=object), keep)))
+        voices = voices.select(np.flatnonzero(np.isin(np.asarray(voices["speaker_id"][:], dtype=object), keep)))
+        faces_ds = faces_ds.select(np.flatnonzero(np.isin(np.asarray(faces_ds["speaker_id"][:], dtype=object), keep)))
     if len(ids) == 0:
         raise ValueError(f"{plan.where}: no identities found")
 

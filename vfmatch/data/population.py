@@ -106,12 +106,12 @@ class Population:
     @property
     def voice_speakers(self) -> np.ndarray:
         """``speaker_id`` of every clip, shape (n_clips,)."""
-        return np.asarray(self.voices["speaker_id"], dtype=object)
+        return np.asarray(self.voices["speaker_id"][:], dtype=object)  # [:]: one column read, not a row-by-row loop
 
     @property
     def face_speakers(self) -> np.ndarray:
         """``speaker_id`` of every face image, shape (n_faces,)."""
-        return np.asarray(self.faces["speaker_id"], dtype=object)
+        return np.asarray(self.faces["speaker_id"][:], dtype=object)
 
     def __repr__(self) -> str:
         return (
@@ -147,7 +147,7 @@ class Population:
     def images(self, indices=None) -> np.ndarray:
         """Several faces stacked as uint8, shape (n, H, W, 3); all must share a size."""
         ds = self.faces if indices is None else self.faces.select(np.asarray(indices, dtype=np.int64))
-        arrs = [np.asarray(im.convert("RGB"), dtype=np.uint8) for im in ds["image"]]
+        arrs = [np.asarray(im.convert("RGB"), dtype=np.uint8) for im in ds["image"][:]]
         if not arrs:
             return np.zeros((0, 0, 0, 3), dtype=np.uint8)
         shapes = {a.shape for a in arrs}

@@ -249,7 +249,7 @@ def population_table(encoder, population, modality: str, *, fill=None, batch_siz
     ds = population.voices if modality == "voice" else population.faces
     speakers = population.voice_speakers if modality == "voice" else population.face_speakers
     id_col = "clip_id" if modality == "voice" else "face_id"
-    paths = np.asarray(ds[id_col], dtype=object) if id_col in ds.column_names else None
+    paths = np.asarray(ds[id_col][:], dtype=object) if id_col in ds.column_names else None
     return FeatureTable(feats, speakers, paths, modality, f"{encoder.name} on the population")
 
 

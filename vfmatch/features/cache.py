@@ -32,7 +32,7 @@ def population_items(population, modality: str):
     images = population.images()
     landmarks = None
     if "landmarks" in population.faces.column_names:
-        lm = population.faces["landmarks"]
+        lm = population.faces["landmarks"][:]
         if all(v is not None for v in lm):
             landmarks = np.asarray(lm, dtype=np.float32)
     return images, landmarks

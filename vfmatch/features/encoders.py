@@ -149,9 +149,11 @@ class Encoder(nn.Module):
         """
         if not self.is_fitted:
             raise RuntimeError(f"encoder {self.name!r} is trainable and not fitted yet; call fit(items, speakers) first")
-        items, landmarks = self.check_items(items, landmarks)
-        kw = {"landmarks": landmarks} if self.modality == "face" else {}
+        # One thread (VFMATCH_THREADS), the checks included: per-clip tensor ops are tiny,
+        # and with two threads torch.isnan on a 4 s clip took 2.5 ms instead of 0.15 ms here.
         with limit_threads():
+            items, landmarks = self.check_items(items, landmarks)
+            kw = {"landmarks": landmarks} if self.modality == "face" else {}
             return self._encode(items, batch_size=batch_size, progress=progress, **kw)
 
     def _encode(self, items, *, landmarks=None, batch_size: int = 32, progress: bool = False):

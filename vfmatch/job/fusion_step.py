@@ -84,7 +84,7 @@ def fusion_inputs(data: MatchingData, scores: np.ndarray, role: str = "test") ->
     rows = np.sort(first)
     return {
         "scores": S[rows], "images": part.images(),
-        "landmarks": np.stack([np.asarray(x, np.float32) for x in part.faces["landmarks"]]),
+        "landmarks": np.stack([np.asarray(x, np.float32) for x in part.faces["landmarks"][:]]),
         "voice_speakers": vs[rows], "face_speakers": part.face_speakers,
         "truth": {m: part.labels(m, "voice")[rows] for m in data.metaproperties}, "voice_rows": rows,
     }

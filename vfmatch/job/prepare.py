@@ -245,7 +245,7 @@ def _fingerprint(population, parts: dict, extractor_set: ExtractorSet, augment: 
     h.update(pd.util.hash_pandas_object(ids, index=False).values.tobytes())
     for dataset, col in ((population.voices, "clip_id"), (population.faces, "face_id")):
         if col in dataset.column_names:
-            h.update("|".join(map(str, dataset[col])).encode())
+            h.update("|".join(map(str, dataset[col][:])).encode())
     h.update(json.dumps(population.info, sort_keys=True, default=str).encode())
     h.update(json.dumps({r: sorted(p.speaker_ids) for r, p in parts.items()}).encode())
     h.update(extractor_set.fingerprint().encode())
