@@ -43,6 +43,32 @@ def small_population(_isolated_cache):
     return make_population(60, seed=1)
 
 
+@pytest.fixture(scope="session")
+def gender_models_folder(tiny_population, tmp_path_factory):
+    """A models folder laid out as `vfmatch run` writes it (``models/extractors``,
+    ``models/matcher``: gender only, small models fitted on simulated people) and the
+    population exported as `vfmatch population` does (``population/``): what the
+    commands on files (`match`, `rank`, `compare`, `fuse`) read. Tests must not write into it."""
+    from vfmatch.data.export import export_population
+    from vfmatch.data.pairs import make_pairs
+    from vfmatch.extractors import ExtractorSet, MetapropertyExtractor
+    from vfmatch.matching.matcher import MetapropertyMatcher
+
+    root = tmp_path_factory.mktemp("gender-models")
+    pop = tiny_population
+    extractors = ExtractorSet([
+        MetapropertyExtractor("gender", "voice", encoder="f0-formants", calculator="logistic", cache=False),
+        MetapropertyExtractor("gender", "face", encoder="thumbnail", calculator="logistic", cache=False),
+    ], progress=False).fit(pop)
+    voice, face = extractors.transform_voices(pop), extractors.transform_faces(pop)
+    matcher = MetapropertyMatcher(metaproperties=["gender"]).fit_pairs(voice, face, make_pairs(pop, 200, seed=0))
+    matcher.calibrate(voice, face, make_pairs(pop, 200, seed=1))
+    extractors.save(root / "models" / "extractors")
+    matcher.save(root / "models" / "matcher")
+    export_population(pop, root / "population")
+    return root
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -11,34 +11,18 @@ import soundfile as sf
 from PIL import Image
 
 from vfmatch import cli
-from vfmatch.data.export import export_population
 from vfmatch.data.media import (NoSpeechError, conform_voice, load_face, load_voice, loudness_lufs, normalize_loudness,
                                 read_image, simulated_export, trim_silence)
-from vfmatch.data.pairs import make_pairs
 from vfmatch.data.population import SAMPLE_RATE
 from vfmatch.data.preprocess import resample
-from vfmatch.extractors import ExtractorSet, MetapropertyExtractor
+from vfmatch.extractors import ExtractorSet
 from vfmatch.job.files import SimulatorModelWarning
-from vfmatch.matching.matcher import MetapropertyMatcher
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_population, tmp_path_factory):
-    """A models folder laid out as `vfmatch run` writes it (gender only, small models,
-    fitted on simulated people) and the population exported as `vfmatch population` does."""
-    root = tmp_path_factory.mktemp("files")
-    pop = tiny_population
-    extractors = ExtractorSet([
-        MetapropertyExtractor("gender", "voice", encoder="f0-formants", calculator="logistic", cache=False),
-        MetapropertyExtractor("gender", "face", encoder="thumbnail", calculator="logistic", cache=False),
-    ], progress=False).fit(pop)
-    voice, face = extractors.transform_voices(pop), extractors.transform_faces(pop)
-    matcher = MetapropertyMatcher(metaproperties=["gender"]).fit_pairs(voice, face, make_pairs(pop, 200, seed=0))
-    matcher.calibrate(voice, face, make_pairs(pop, 200, seed=1))
-    extractors.save(root / "models" / "extractors")
-    matcher.save(root / "models" / "matcher")
-    export_population(pop, root / "population")
-    return root
+def setup(gender_models_folder):
+    """The shared models + exported population (tests/conftest.py)."""
+    return gender_models_folder
 
 
 def _cli(*argv):

@@ -9,32 +9,18 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from vfmatch.data.export import export_population
-from vfmatch.data.pairs import make_pairs
 from vfmatch.data.population import SAMPLE_RATE
-from vfmatch.extractors import ExtractorSet, MetapropertyExtractor
 from vfmatch.fusion import command
 from vfmatch.matching.matcher import MetapropertyMatcher
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_population, tmp_path_factory):
-    """A models folder laid out as `vfmatch run` writes it (gender only, small models), the
-    population exported as folders, and one voice file."""
+def setup(gender_models_folder, tiny_population, tmp_path_factory):
+    """The shared models + exported population (tests/conftest.py), and one voice file beside them."""
     root = tmp_path_factory.mktemp("fuse")
-    pop = tiny_population
-    extractors = ExtractorSet([
-        MetapropertyExtractor("gender", "voice", encoder="f0-formants", calculator="logistic", cache=False),
-        MetapropertyExtractor("gender", "face", encoder="thumbnail", calculator="logistic", cache=False),
-    ], progress=False).fit(pop)
-    voice, face = extractors.transform_voices(pop), extractors.transform_faces(pop)
-    matcher = MetapropertyMatcher(metaproperties=["gender"]).fit_pairs(voice, face, make_pairs(pop, 200, seed=0))
-    matcher.calibrate(voice, face, make_pairs(pop, 200, seed=1))
-    extractors.save(root / "models" / "extractors")
-    matcher.save(root / "models" / "matcher")
-    export_population(pop, root / "population")
-    wav = root / "voice.wav"
-    sf.write(wav, pop.audio(0), SAMPLE_RATE)
+    for name in ("models", "population"):
+        (root / name).symlink_to(gender_models_folder / name, target_is_directory=True)
+    sf.write(root / "voice.wav", tiny_population.audio(0), SAMPLE_RATE)
     return root
 
 
