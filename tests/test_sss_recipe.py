@@ -18,7 +18,7 @@ import pytest
 
 from vfmatch.cli import main as cli_main
 from vfmatch.evaluation import attribute_agreement_scorer, evaluate_sss, load_sss_identities
-from vfmatch.job.sss_features import load_audio_file, merge_shards, missing_shards, shard_file
+from vfmatch.job.sss_features import face_item, merge_shards, missing_shards, shard_file, skipped_items, voice_item
 
 N_CLIPS, N_FACES = 3, 3
 
@@ -91,9 +91,12 @@ def corpus(tmp_path_factory):
     return root
 
 
-def _args(root, out, cache, *extra):
+def _args(root, out, cache, *extra, align=False):
+    """The command line on a fixture; the colour-blob photos hold no face to detect, so
+    they are resized whole (``--no-align``) unless ``align``."""
     return ["sss", "--voxceleb", str(root / "vox"), "--vggface", str(root / "vgg"), "--lists", str(root / "lists"),
-            "--out", str(out), "--cache", str(cache), "--no-progress", "--epochs", "3", *extra]
+            "--out", str(out), "--cache", str(cache), "--no-progress", "--epochs", "3", *extra,
+            *([] if align else ["--no-align"])]
 
 
 def test_the_recipe_runs_end_to_end_and_writes_the_report(corpus, tmp_path):
@@ -146,18 +149,23 @@ def test_an_interrupted_extraction_resumes_and_shards_merge_to_the_one_shot_feat
         np.testing.assert_allclose(X3, X1, rtol=1e-5, atol=1e-6)
 
 
-def test_audio_files_are_mixed_down_and_resampled(tmp_path):
+def test_items_are_read_through_the_media_front_end(tmp_path):
+    """A 48 kHz stereo clip comes out 16 kHz mono and cut to max_seconds; unreadable files are errors naming them."""
     import soundfile as sf
 
     t = np.arange(48_000) / 48_000
     stereo = np.stack([np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 200 * t)], axis=1).astype(np.float32) * 0.5
     sf.write(tmp_path / "a.wav", stereo, 48_000)
-    wave = load_audio_file(tmp_path / "a.wav", max_seconds=None)
+    wave = voice_item(tmp_path / "a.wav", max_seconds=None)
     assert wave.shape == (16_000,) and wave.dtype == np.float32
     assert np.abs(wave).max() == pytest.approx(0.5, abs=0.02)
+    assert voice_item(tmp_path / "a.wav", max_seconds=0.5).shape == (8_000,)
     (tmp_path / "bad.wav").write_bytes(b"not audio")
-    with pytest.raises(ValueError, match="bad.wav: cannot read"):
-        load_audio_file(tmp_path / "bad.wav")
+    with pytest.raises(ValueError, match="bad.wav: cannot be read"):
+        voice_item(tmp_path / "bad.wav")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.jpg: cannot be read"):
+        face_item(tmp_path / "bad.jpg")
 
 
 def test_missing_files_are_named(corpus, tmp_path, capsys):
