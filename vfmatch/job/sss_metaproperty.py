@@ -240,7 +240,7 @@ class PretrainedLabelMatcher:
         vt, ft = self.tables(voice.select(rv), face.select(rf), _rows(voice_models, rv), _rows(face_models, rf))
         vi, fi, y = _training_pairs(voice.labels[rv], face.labels[rf], rng)
         self.matcher_ = MetapropertyMatcher(metaproperties=self.columns_, random_state=self.seed).fit_pairs(vt, ft, (vi, fi, y))
-        self.weights_ = self.matcher_.weights()
+        self.weights_ = self.matcher_.weights
         return self
 
     def _label_table(self, X: np.ndarray, side: int) -> dict[str, np.ndarray]:
