@@ -10,14 +10,23 @@ VGGFace (``DIR/<name>/<n>.jpg``, the names of the SSS metadata), the command
 2. extracts frozen-encoder features (default ``logmel-stats`` and ``thumbnail``)
    of up to ``--per-identity`` clips and photos of every train identity and of
    every item the lists name, in shards cached on disk
-   (:mod:`vfmatch.job.sss_features`: batched, resumable, shardable across a cluster);
+   (:mod:`vfmatch.job.sss_features`: batched, resumable, shardable across a cluster),
+   reading files through :mod:`vfmatch.data.media`; photos are face-detected and
+   aligned (dlib, :func:`vfmatch.data.faces.align_photo`) unless ``--no-align``. A
+   photo with no face found is left out and counted, and the list trials that need
+   it are dropped (:mod:`vfmatch.job.sss_lists`; ``metrics["faces"]``);
 3. trains the chosen methods on the **train** identities:
 
    * ``metaproperty``: the patent's idea on the only labels VoxCeleb1's metadata
      has, **gender and nationality** (no age, no ethnicity, no mother tongue):
      a voice and a face classifier per label, and a logistic regression on the
      Jensen-Shannon distances of their predicted distributions
-     (:class:`LabelMatcher`);
+     (:class:`~vfmatch.job.sss_metaproperty.LabelMatcher`). With ``--extractors
+     PRESET`` the preset's pretrained models (by Hub id) run over the same items
+     through the same cached extraction, and the method becomes
+     :class:`vfmatch.matching.MetapropertyMatcher` on their metaproperties plus
+     the labels' predicted distributions
+     (:class:`~vfmatch.job.sss_metaproperty.PretrainedLabelMatcher`);
    * every embedding method of :func:`vfmatch.embeddings.list_embedding_methods`
      on the same features;
 4. scores each on the lists with :func:`vfmatch.evaluation.evaluate_sss`
