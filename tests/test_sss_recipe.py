@@ -117,7 +117,11 @@ def test_the_recipe_runs_end_to_end_and_writes_the_report(corpus, tmp_path):
     assert [r["n"] for r in rows] == expected["n"].tolist()  # every item of every list was scored
     assert all(0.0 <= r["value"] <= 1.0 for r in rows)
     assert metrics["evaluation"]["oracle"]["identification_1to2_vf"] == pytest.approx(expected["value"].iloc[0])
-    assert "VoxCeleb1 + VGGFace" in (out / "index.html").read_text()
+    page = (out / "index.html").read_text()
+    assert "VoxCeleb1 + VGGFace" in page and "<h1>vfmatch sss" in page
+    assert metrics["recipe"]["align"] is False and metrics["recipe"]["extractors"] is None
+    assert "without face detection or alignment" in page and metrics["faces"]["no_face"] == 0
+    assert [c["column"] for c in metrics["recipe"]["metaproperties"]] == ["gender", "nationality"]
 
 
 def test_an_interrupted_extraction_resumes_and_shards_merge_to_the_one_shot_features(corpus, tmp_path):

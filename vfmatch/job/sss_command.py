@@ -44,6 +44,7 @@ then one run with ``--merge`` trains and scores from the cached shards.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
@@ -423,6 +424,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--shard-index needs --num-shards K (the same K on every worker)")
     if args.merge and args.extract_only:
         raise ValueError("--merge and --extract-only exclude each other")
+    if args.align and importlib.util.find_spec("dlib") is None:
+        raise ValueError('face alignment needs dlib, the "faces" extra: pip install "vfmatch[faces]"; or pass --no-align')
     if args.extractors is not None and "metaproperty" not in args.methods:
         raise ValueError("--extractors feeds the metaproperty method: add metaproperty to --methods")
     if (args.quick or quick_mode()) and args.epochs is None:
