@@ -237,7 +237,8 @@ def _provenance(used, skipped, args, hub: bool) -> tuple[list[dict], list[str]]:
                        "never facts about a person.")
         notes.append("From the metadata's labels: " + ", ".join(r["column"] for r in rows if r["source"] != "pretrained model")
                      + f" ({classifiers}).")
-        notes += [f"Not used: {name} ({why})." for name, why in skipped.items()]
+        if skipped:
+            notes.append(f"Not used: {', '.join(skipped)} (why: recipe.skipped_metaproperties in metrics.json).")
     return rows, notes
 
 
@@ -335,9 +336,10 @@ def run_sss(args: argparse.Namespace) -> dict | None:
     table.to_csv(out / "sss_results.csv", index=False)
     provenance, hub_notes = _provenance(hub_used, hub_skipped, args, hub)
     faces_note = (f"Photos: the face the dlib detector finds, aligned on the common canvas at {args.image_size} px; "
-                  f"{len(no_face)} of {len(faces)} photos had no face found and were left out"
-                  + (f", with the list trials that need them ({sum(d['dropped'] for d in dropped.values())} dropped; "
-                     "per list in metrics.json)" if dropped else "") + "."
+                  f"photos with no face found: {len(no_face)} of {len(faces)}, left out"
+                  + (f" with the list trials that need them ({sum(d['dropped'] for d in dropped.values())} trials or "
+                     "retrieval gallery photos dropped; per list in metrics.json, faces.dropped_trials)" if dropped else "")
+                  + "."
                   if args.align else
                   f"Photos were resized to {args.image_size} px squares without face detection or alignment (--no-align).")
     metrics = {
