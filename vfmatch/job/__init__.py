@@ -18,6 +18,8 @@
 * ``population_command``: ``vfmatch population``
 * ``sss_features``  features of media files in resumable shards (``Dataset.map`` / ``Dataset.shard``)
 * ``sss_command``   the ``vfmatch sss`` command: VoxCeleb1 + VGGFace on the published SSS lists
+* ``sss_metaproperty``  its metaproperty method: the metadata's labels, and pretrained models by Hub id
+* ``sss_lists``     the SSS lists without the trials whose photo has no face found
 
 Book chapters 05-07 start from :func:`vfmatch.job.prepare.prepare`.
 """
@@ -33,7 +35,9 @@ from .run import *  # noqa: F401,F403
 from .files import *  # noqa: F401,F403
 from .sss_command import *  # noqa: F401,F403
 from .sss_features import *  # noqa: F401,F403
+from .sss_metaproperty import *  # noqa: F401,F403
+from .sss_lists import *  # noqa: F401,F403
 
 # every public name of the stage's modules, for `from vfmatch.job import ...`
-__all__ = [n for m in ("methods", "prepare", "report", "bounds", "fusion_step", "run", "files", "sss_command", "sss_features")
+__all__ = [n for m in ("methods", "prepare", "report", "bounds", "fusion_step", "run", "files", "sss_command", "sss_features", "sss_metaproperty", "sss_lists")
            for n in importlib.import_module(f".{m}", __name__).__all__]

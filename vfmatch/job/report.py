@@ -318,8 +318,11 @@ def distributions_figure(explanation, metaproperties=None):
 # ---------------------------------------------------------------------------
 
 
-def write_index(folder: str | Path, metrics: Mapping, figures: Mapping[str, str], notes: list[str] | None = None) -> Path:
-    """``index.html``: the headline numbers, notes, and every figure (PNG linking to its HTML)."""
+def write_index(folder: str | Path, metrics: Mapping, figures: Mapping[str, str], notes: list[str] | None = None,
+                *, title: str = "vfmatch run") -> Path:
+    """``index.html``: the headline numbers, notes, and every figure (PNG linking to its HTML).
+
+    ``title`` heads the page (``vfmatch sss`` gives its own)."""
     folder = Path(folder)
     ev = metrics.get("evaluation", {})
     rows = []
@@ -357,7 +360,7 @@ def write_index(folder: str | Path, metrics: Mapping, figures: Mapping[str, str]
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>vfmatch report</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}</style>
-</head><body><h1>vfmatch run</h1>
+</head><body><h1>{html.escape(title)}</h1>
 <p>Population: {html.escape(str(metrics.get('population', {}).get('description', '')))}</p>
 <table><tr><th>model</th><th>1:2 V&rarr;F</th><th>1:2 V&rarr;F same gender</th><th>AUC</th><th>EER</th></tr>
 {''.join(rows)}</table>

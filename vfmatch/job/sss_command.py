@@ -10,14 +10,23 @@ VGGFace (``DIR/<name>/<n>.jpg``, the names of the SSS metadata), the command
 2. extracts frozen-encoder features (default ``logmel-stats`` and ``thumbnail``)
    of up to ``--per-identity`` clips and photos of every train identity and of
    every item the lists name, in shards cached on disk
-   (:mod:`vfmatch.job.sss_features`: batched, resumable, shardable across a cluster);
+   (:mod:`vfmatch.job.sss_features`: batched, resumable, shardable across a cluster),
+   reading files through :mod:`vfmatch.data.media`; photos are face-detected and
+   aligned (dlib, :func:`vfmatch.data.faces.align_photo`) unless ``--no-align``. A
+   photo with no face found is left out and counted, and the list trials that need
+   it are dropped (:mod:`vfmatch.job.sss_lists`; ``metrics["faces"]``);
 3. trains the chosen methods on the **train** identities:
 
    * ``metaproperty``: the patent's idea on the only labels VoxCeleb1's metadata
      has, **gender and nationality** (no age, no ethnicity, no mother tongue):
      a voice and a face classifier per label, and a logistic regression on the
      Jensen-Shannon distances of their predicted distributions
-     (:class:`LabelMatcher`);
+     (:class:`~vfmatch.job.sss_metaproperty.LabelMatcher`). With ``--extractors
+     PRESET`` the preset's pretrained models (by Hub id) run over the same items
+     through the same cached extraction, and the method becomes
+     :class:`vfmatch.matching.MetapropertyMatcher` on their metaproperties plus
+     the labels' predicted distributions
+     (:class:`~vfmatch.job.sss_metaproperty.PretrainedLabelMatcher`);
    * every embedding method of :func:`vfmatch.embeddings.list_embedding_methods`
      on the same features;
 4. scores each on the lists with :func:`vfmatch.evaluation.evaluate_sss`
@@ -35,29 +44,31 @@ then one run with ``--merge`` trains and scores from the cached shards.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
 from ..config import cache_dir, quick_mode
 from ..embeddings import FeatureTable, create_embedding_method, list_embedding_methods
 from ..evaluation.protocols import (SSS_LISTS, attribute_agreement_scorer, evaluate_sss, load_sss_identities,
                                     load_sss_list)
-from ..features import create_face_encoder, create_voice_encoder
-from ..matching.distances import paired_distance
+from ..extractors import create_calculator, list_extractor_presets
+from ..features import create_encoder, create_face_encoder, create_voice_encoder
 from .prepare import device_setting
 from .report import identification_figure, save_figure, write_index, write_json
-from .sss_features import default_num_shards, extract_features, feature_folder, media_dataset, merge_shards
+from .sss_features import (default_num_shards, extract_features, feature_folder, media_dataset, merge_shards,
+                           skipped_items)
+from .sss_lists import drop_trials
+from .sss_metaproperty import SSS_LABELS, LabelMatcher, PretrainedLabelMatcher, hub_metaproperties, needs_age_sd
 
-__all__ = ["SSS_LABELS", "LabelMatcher", "sss_items", "run_sss"]  # add_arguments, main: the CLI calls them by module
+# SSS_LABELS and LabelMatcher live in sss_metaproperty now; imported here so the old
+# ``vfmatch.job.sss_command`` spelling keeps working.
+__all__ = ["sss_items", "run_sss", "REPORT_TITLE"]  # add_arguments, main: the CLI calls them by module
 
-#: the identity labels VoxCeleb1's metadata gives (and nothing else)
-SSS_LABELS = ("gender", "nationality")
+#: the heading of the report page (``vfmatch run`` has its own)
+REPORT_TITLE = "vfmatch sss: VoxCeleb1 + VGGFace on the SSS lists"
 #: the headline numbers of the report: key of ``metrics["methods"][name]`` -> (list, column)
 HEADLINE = {
     "identification_1to2_vf": ("match_v2f_val", "value"),
@@ -67,89 +78,6 @@ HEADLINE = {
 }
 LABELS_NOTE = ("VoxCeleb1's metadata gives only gender and nationality: the metaproperty method and the oracle use "
                "those two labels and no other metaproperty (no age, ethnicity or mother tongue).")
-
-
-# ---------------------------------------------------------------------------
-# The metaproperty method on the metadata's labels
-# ---------------------------------------------------------------------------
-
-
-class LabelMatcher:
-    """Metaproperty matching on labelled identities: the patent's method with the
-    labels a corpus has (for VoxCeleb1: gender and nationality).
-
-    For each label a voice classifier and a face classifier (standardised
-    features, logistic regression) are fitted on half of the training
-    identities; on the other half a logistic regression learns how much each
-    label's Jensen-Shannon distance between the two predicted distributions
-    says about "same person" (as the patent's matcher weighs metaproperty distances,
-    :class:`vfmatch.matching.MetapropertyMatcher`, here on labels instead of extractors).
-    Fitting the weights on identities the classifiers never saw keeps them from
-    trusting over-confident training-set predictions.
-
-    Parameters
-    ----------
-    labels : identity columns to match on
-    C : inverse regularisation of the classifiers
-    seed : the split of the training identities and the sampled training pairs
-    """
-
-    def __init__(self, *, labels=SSS_LABELS, C: float = 1.0, seed: int = 0):
-        self.labels = labels
-        self.C = C
-        self.seed = seed
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"labels": self.labels, "C": self.C, "seed": self.seed}
-
-    def fit(self, voice: FeatureTable, face: FeatureTable, identities: pd.DataFrame) -> "LabelMatcher":
-        """Fit on the training tables; ``identities`` has ``speaker_id`` and the label columns."""
-        rng = np.random.default_rng(self.seed)
-        ids = np.intersect1d(voice.identities(), face.identities())
-        if ids.size < 4:
-            raise ValueError(f"the metaproperty method needs at least 4 training identities with voices and faces, got {ids.size}")
-        ids = rng.permutation(ids)
-        half_a, half_b = ids[: ids.size // 2], ids[ids.size // 2:]
-        meta = identities.set_index("speaker_id")
-        self.classifiers_ = {}
-        for label in self.labels:
-            va, fa = voice.select_identities(half_a), face.select_identities(half_a)
-            yv, yf = meta.loc[va.labels, label].astype(str).to_numpy(), meta.loc[fa.labels, label].astype(str).to_numpy()
-            if np.unique(yv).size < 2:
-                continue  # one value only: the label says nothing about who is who here
-            clf_v = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000)).fit(va.features, yv)
-            clf_f = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000)).fit(fa.features, yf)
-            self.classifiers_[label] = (clf_v, clf_f)
-        if not self.classifiers_:
-            raise ValueError(f"no label of {list(self.labels)} takes two values among the training identities")
-        # Training pairs on the other half: each voice with a face of its own and one of someone else.
-        vb, fb = voice.select_identities(half_b), face.select_identities(half_b)
-        own = np.array([rng.choice(np.flatnonzero(fb.labels == s)) for s in vb.labels])
-        other = np.array([rng.choice(np.flatnonzero(fb.labels != s)) for s in vb.labels])
-        D = np.concatenate([self.distances(vb.features, fb.features[own]), self.distances(vb.features, fb.features[other])])
-        y = np.r_[np.ones(len(vb)), np.zeros(len(vb))]
-        self.combiner_ = LogisticRegression().fit(D, y)
-        self.weights_ = dict(zip(self.classifiers_, self.combiner_.coef_[0].tolist()))
-        return self
-
-    def _probabilities(self, X: np.ndarray, side: int) -> dict[str, np.ndarray]:
-        return {label: clfs[side].predict_proba(X) for label, clfs in self.classifiers_.items()}
-
-    def distances(self, voice_features: np.ndarray, face_features: np.ndarray) -> np.ndarray:
-        """(n, n_labels) Jensen-Shannon distances between the voice's and the face's predicted distributions."""
-        pv, pf = self._probabilities(voice_features, 0), self._probabilities(face_features, 1)
-        return np.stack([paired_distance("jensen_shannon", pv[k], pf[k]) for k in self.classifiers_], axis=1)
-
-    def path_scorer(self, voice: FeatureTable, face: FeatureTable):
-        """``score(voice_paths, face_paths)``, higher = same person: the ``score_fn`` of ``evaluate_sss``."""
-        pv, pf = self._probabilities(voice.features, 0), self._probabilities(face.features, 1)
-
-        def score(voice_paths, face_paths) -> np.ndarray:
-            i, j = voice.rows_of(voice_paths), face.rows_of(face_paths)
-            D = np.stack([paired_distance("jensen_shannon", pv[k][i], pf[k][j]) for k in self.classifiers_], axis=1)
-            return self.combiner_.decision_function(D)
-
-        return score
 
 
 # ---------------------------------------------------------------------------
@@ -244,6 +172,76 @@ def _headline(rows: pd.DataFrame) -> dict:
     return out
 
 
+def _hub_plan(args) -> tuple[dict, dict, dict]:
+    """``--extractors``: ``(used, skipped, encoders)``. ``used``: metaproperty -> side ->
+    extractor; ``encoders``: (side, encoder name) -> the loaded model, one per model
+    (audEERING's gives voice gender and age in one pass). A binned metaproperty a model
+    gives in years needs ``--age-sd`` (VoxCeleb1 has no ages to fit its spread)."""
+    used, skipped = hub_metaproperties(args.extractors)
+    encoders = {}
+    for name in list(used):
+        for side, ex in used[name].items():
+            key = (side, ex.encoder)
+            if key not in encoders:
+                encoders[key] = create_encoder(side, ex.encoder, **(ex.encoder_kwargs or {}))
+            if (needs_age_sd(name, encoders[key].labels) and args.age_sd is None
+                    and (ex.calculator_kwargs or {}).get("age_sd") is None):
+                skipped[name] = (f"{ex.encoder} gives {name} in years; its spread would be fitted on people of known "
+                                 "age, which VoxCeleb1's metadata does not have (give --age-sd YEARS to use it)")
+                used.pop(name)
+                break
+    encoders = {k: e for k, e in encoders.items() if any(used[n][k[0]].encoder == k[1] for n in used)}
+    if not used:
+        raise ValueError(f"--extractors {args.extractors}: no metaproperty has a pretrained voice and face model the "
+                         f"recipe can use ({skipped})")
+    return used, skipped, encoders
+
+
+def _hub_tables(used, encoders, folders, table: FeatureTable, side: str, train_rows, age_sd) -> dict[str, np.ndarray]:
+    """metaproperty -> (len(table), n_values): each pretrained model's outputs (read from its
+    cached shards, in ``table``'s row order) mapped onto the metaproperty's values by the
+    ``pretrained-labels`` calculator (:class:`vfmatch.extractors.PretrainedLabelCalculator`)."""
+    out = {}
+    for name, sides in used.items():
+        ex = sides[side]
+        enc = encoders[(side, ex.encoder)]
+        X, P = merge_shards(*folders[(side, ex.encoder)])
+        rows = pd.Index(P).get_indexer(table.paths)
+        if (rows < 0).any():
+            raise ValueError(f"{ex.encoder}: no output for {table.paths[rows < 0][0]!r}; re-run the extraction")
+        X = X[rows]
+        kwargs = dict(ex.calculator_kwargs or {})
+        if needs_age_sd(name, enc.labels) and age_sd is not None:
+            kwargs["age_sd"] = float(age_sd)
+        calc = create_calculator("pretrained-labels", labels=list(enc.labels), metaproperty=name, **kwargs).fit(X[train_rows])
+        out[name] = calc.predict_proba(X)
+    return out
+
+
+def _provenance(used, skipped, args, hub: bool) -> tuple[list[dict], list[str]]:
+    """Which table column came from where (``metrics["recipe"]["metaproperties"]``), and the report's notes on it."""
+    rows = [{"column": name, "source": "pretrained model",
+             "voice_model": sides["voice"].encoder, "voice_hub_id": sides["voice"].encoder.split(":", 1)[1],
+             "face_model": sides["face"].encoder, "face_hub_id": sides["face"].encoder.split(":", 1)[1]}
+            for name, sides in used.items()]
+    classifiers = (f"logistic regressions on {args.voice_encoder} (voice) and {args.face_encoder} (face) features, "
+                   "trained on half of the train identities")
+    rows += [{"column": (f"metadata_{label}" if hub else label), "source": "labels of the VoxCeleb1 metadata",
+              "label": label, "classifiers": classifiers} for label in SSS_LABELS]
+    notes = []
+    if hub:
+        notes.append("Metaproperties from pretrained models (extractor preset " + repr(args.extractors) + "): "
+                     + "; ".join(f"{r['column']}: voice {r['voice_hub_id']}, face {r['face_hub_id']}" for r in rows
+                                 if r["source"] == "pretrained model")
+                     + ". Their outputs are the models' estimates, with the biases their model cards describe, "
+                       "never facts about a person.")
+        notes.append("From the metadata's labels: " + ", ".join(r["column"] for r in rows if r["source"] != "pretrained model")
+                     + f" ({classifiers}).")
+        if skipped:
+            notes.append(f"Not used: {', '.join(skipped)} (why: recipe.skipped_metaproperties in metrics.json).")
+    return rows, notes
+
+
 def run_sss(args: argparse.Namespace) -> dict | None:
     """The recipe (module docstring). Returns the metrics, or None after ``--extract-only``."""
     t0 = time.perf_counter()
@@ -272,48 +270,88 @@ def run_sss(args: argparse.Namespace) -> dict | None:
     for enc in (voice_enc, face_enc):
         if enc.trainable or enc.output != "vector":
             raise ValueError(f"--{enc.modality}-encoder {enc.name}: the recipe needs a fixed (not trained) vector encoder")
-    v_opts, f_opts = {"max_seconds": args.max_seconds}, {"image_size": args.image_size}
+    hub = args.extractors is not None
+    hub_used, hub_skipped, hub_encoders = _hub_plan(args) if hub else ({}, {}, {})
+    v_opts, f_opts = {"max_seconds": args.max_seconds}, {"image_size": args.image_size, "align": args.align}
+    roots = {"voice": (wav_root, voices, v_opts), "face": (face_root, faces, f_opts)}
     with device_setting(args.device) as device:
         v_folder, kv = _extract(wav_root, voices, "voice", voice_enc, args, v_opts, device)
         f_folder, kf = _extract(face_root, faces, "face", face_enc, args, f_opts, device)
+        # Each pretrained model through the same sharded, cached extraction (its own key: its fingerprint).
+        hub_folders = {(side, name): _extract(*roots[side][:2], side, enc, args, roots[side][2], device)
+                       for (side, name), enc in hub_encoders.items()}
         if args.extract_only:
-            print(f"vfmatch sss: features in {v_folder} and {f_folder}")
+            print(f"vfmatch sss: features in {v_folder}, {f_folder}"
+                  + "".join(f", {folder}" for folder, _ in hub_folders.values()))
             return None
         voice_all = _table(v_folder, kv, "voice", lambda p: p.split("/", 1)[0], tv)
         face_all = _table(f_folder, kf, "face", lambda p: face_to_id[p.split("/", 1)[0]], tf)
-        v_train = voice_all.select(np.isin(voice_all.paths, tv))
-        f_train = face_all.select(np.isin(face_all.paths, tf))
-        v_lists, f_lists = voice_all.select(np.isin(voice_all.paths, lv)), face_all.select(np.isin(face_all.paths, lf))
-
-        results, methods, out = {}, {}, Path(args.out)
+        no_face = skipped_items(f_folder, kf)
+        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        lists_dir, dropped = args.lists, {}
+        if set(no_face) & set(lf):  # score the lists without the trials that need a faceless photo
+            lists_dir = out / "lists_scored"
+            dropped = drop_trials(lists, args.lists, identities, no_face, lists_dir)
+            lists = [n for n in lists if dropped[n]["kept"] > 0]
+            if not lists:
+                raise ValueError(f"{face_root}: every trial of the lists needs a photo with no face found ({len(no_face)} photos)")
+        # Training identities with clips and photos (a faceless photo may leave someone with none).
+        both = np.intersect1d(voice_all.labels[np.isin(voice_all.paths, tv)], face_all.labels[np.isin(face_all.paths, tf)])
+        mv = np.isin(voice_all.paths, tv) & np.isin(voice_all.labels, both)
+        mf = np.isin(face_all.paths, tf) & np.isin(face_all.labels, both)
+        v_train, f_train = voice_all.select(mv), face_all.select(mf)
+        lvm, lfm = np.isin(voice_all.paths, lv), np.isin(face_all.paths, lf)
+        v_lists, f_lists = voice_all.select(lvm), face_all.select(lfm)
+        vm = _hub_tables(hub_used, hub_encoders, hub_folders, voice_all, "voice", mv, args.age_sd)
+        fm = _hub_tables(hub_used, hub_encoders, hub_folders, face_all, "face", mf, args.age_sd)
+
+        results, methods = {}, {}
         for name in args.methods:
             t = time.perf_counter()
-            if name == "metaproperty":
+            if name == "metaproperty" and hub:
+                model = PretrainedLabelMatcher(seed=args.seed).fit(v_train, f_train, identities,
+                                                                   {k: p[mv] for k, p in vm.items()},
+                                                                   {k: p[mf] for k, p in fm.items()})
+                scorer = model.path_scorer(v_lists, f_lists, {k: p[lvm] for k, p in vm.items()},
+                                           {k: p[lfm] for k, p in fm.items()})
+                extra = {"weights": model.weights_, "weight_method": model.matcher_.weight_method_}
+            elif name == "metaproperty":
                 model = LabelMatcher(seed=args.seed).fit(v_train, f_train, identities)
-                extra = {"weights": model.weights_}
+                scorer, extra = model.path_scorer(v_lists, f_lists), {"weights": model.weights_}
             else:
                 params = {"seed": args.seed, "progress": args.progress}
                 if args.epochs is not None:
                     params["epochs"] = args.epochs
                 model = create_embedding_method(name, **params).fit(v_train, f_train)
                 model.save(out / "models" / name)
-                extra = {}
-            rows = evaluate_sss(model.path_scorer(v_lists, f_lists), lists=lists, identities=identities, lists_dir=args.lists)
+                scorer, extra = model.path_scorer(v_lists, f_lists), {}
+            rows = evaluate_sss(scorer, lists=lists, identities=identities, lists_dir=lists_dir)
             results[name] = rows.assign(method=name)
             methods[name] = {**_headline(rows), **extra, "train_seconds": time.perf_counter() - t}
         oracle_fn = attribute_agreement_scorer(identities, list(SSS_LABELS))
-        oracle = evaluate_sss(oracle_fn, lists=lists, identity_level=True, identities=identities, lists_dir=args.lists)
+        oracle = evaluate_sss(oracle_fn, lists=lists, identity_level=True, identities=identities, lists_dir=lists_dir)
         results["oracle"] = oracle.assign(method="oracle")
     table = pd.concat(results.values(), ignore_index=True)
     table.to_csv(out / "sss_results.csv", index=False)
+    provenance, hub_notes = _provenance(hub_used, hub_skipped, args, hub)
+    faces_note = (f"Photos: the face the dlib detector finds, aligned on the common canvas at {args.image_size} px; "
+                  f"photos with no face found: {len(no_face)} of {len(faces)}, left out"
+                  + (f" with the list trials that need them ({sum(d['dropped'] for d in dropped.values())} trials or "
+                     "retrieval gallery photos dropped; per list in metrics.json, faces.dropped_trials)" if dropped else "")
+                  + "."
+                  if args.align else
+                  f"Photos were resized to {args.image_size} px squares without face detection or alignment (--no-align).")
     metrics = {
-        "population": {"description": f"VoxCeleb1 + VGGFace, SSS split: {len(used)} train identities, "
+        "population": {"description": f"VoxCeleb1 + VGGFace, SSS split: {len(both)} train identities, "
                                       f"{len(v_train)} clips and {len(f_train)} photos; lists {', '.join(lists)}"},
         "recipe": {"voxceleb": str(wav_root), "vggface": str(face_root), "lists": args.lists or "shipped (vfmatch/data/sss)",
                    "voice_encoder": voice_enc.name, "face_encoder": face_enc.name, "labels": list(SSS_LABELS),
-                   "methods": list(args.methods), "per_identity": args.per_identity, "device": device,
-                   "seconds": time.perf_counter() - t0, "note": LABELS_NOTE},
+                   "extractors": args.extractors, "metaproperties": provenance, "skipped_metaproperties": hub_skipped,
+                   "align": bool(args.align), "methods": list(args.methods), "per_identity": args.per_identity,
+                   "device": device, "seconds": time.perf_counter() - t0, "note": LABELS_NOTE},
+        "faces": {"photos": len(faces), "no_face": len(no_face), "no_face_examples": no_face[:10],
+                  "dropped_trials": dropped, "note": faces_note},
         "evaluation": {"oracle": _headline(oracle)},
         "methods": methods,
         "sss": {name: rows.drop(columns="method") for name, rows in results.items()},
@@ -322,9 +360,9 @@ def run_sss(args: argparse.Namespace) -> dict | None:
     fig = identification_figure({**methods, "oracle (true labels)": metrics["evaluation"]["oracle"]},
                                 title="1:2 voice-to-face matching on the SSS validation lists")
     save_figure(fig, out, "identification")
-    notes = [LABELS_NOTE, "The oracle knows the true gender and nationality of both sides; every method sees only "
-             "the audio and the photos.", "Per-list results: sss_results.csv."]
-    write_index(out, metrics, {"identification": "1:2 matching on the SSS lists"}, notes)
+    notes = [LABELS_NOTE, *hub_notes, faces_note, "The oracle knows the true gender and nationality of both sides; every "
+             "method sees only the audio and the photos.", "Per-list results: sss_results.csv."]
+    write_index(out, metrics, {"identification": "1:2 matching on the SSS lists"}, notes, title=REPORT_TITLE)
     return metrics
 
 
@@ -356,6 +394,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-encoder", dest="face_encoder", default="thumbnail", help="a fixed vector face encoder")
     parser.add_argument("--max-seconds", dest="max_seconds", type=float, default=10.0, help="clips are cut to this length")
     parser.add_argument("--image-size", dest="image_size", type=int, default=128, help="photos are resized to this square")
+    parser.add_argument("--extractors", default=None, choices=list_extractor_presets(), metavar="PRESET",
+                        help="the metaproperty method also matches on the metaproperties this extractor preset's "
+                             "pretrained models give on both sides (e.g. pretrained: gender by Hub models), besides "
+                             f"the metadata's labels; choices: {', '.join(list_extractor_presets())}")
+    parser.add_argument("--age-sd", dest="age_sd", type=float, default=None, metavar="YEARS",
+                        help="spread (years) put around a model's age in years; VoxCeleb1 has no ages to fit it, "
+                             "so without it such an age is not used")
+    parser.add_argument("--no-align", dest="align", action="store_false",
+                        help="resize whole photos instead of detecting and aligning the face (dlib)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the embedding methods (default theirs; 20 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -379,6 +426,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--shard-index needs --num-shards K (the same K on every worker)")
     if args.merge and args.extract_only:
         raise ValueError("--merge and --extract-only exclude each other")
+    if args.align and importlib.util.find_spec("dlib") is None:
+        raise ValueError('face alignment needs dlib, the "faces" extra: pip install "vfmatch[faces]"; or pass --no-align')
+    if args.extractors is not None and "metaproperty" not in args.methods:
+        raise ValueError("--extractors feeds the metaproperty method: add metaproperty to --methods")
     if (args.quick or quick_mode()) and args.epochs is None:
         args.epochs = 20
     metrics = run_sss(args)
@@ -391,4 +442,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"    {name:<22} {m['identification_1to2_vf']:.3f} / {m['identification_1to2_vf_gender_restricted']:.3f}"
               f"   AUC {m['auc']:.3f}")
     print(f"  {LABELS_NOTE}")
+    print(f"  {metrics['faces']['note']}")
     return 0

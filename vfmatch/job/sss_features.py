@@ -19,10 +19,24 @@ Hugging Face :class:`datasets.Dataset` of file paths:
 ``contiguous=True`` keeps each shard a run of consecutive rows, so the merged
 rows are the dataset's rows in order: the same features as one un-sharded pass.
 
-Audio is read with soundfile, down-mixed to mono and resampled to 16 kHz
-(:func:`vfmatch.data.preprocess.resample`), and cut to ``max_seconds``;
-images are converted to RGB and resized to ``image_size`` squares (VGGFace
-photos are loose crops around one face; no detection is run here).
+Files are read by the package's one front-end, :mod:`vfmatch.data.media`
+(whose notes -- down-mixing, resampling, EXIF rotation, mode conversion -- go
+to the ``vfmatch.data.media`` logger):
+
+* a clip (:func:`voice_item`): :func:`~vfmatch.data.media.read_audio`, then
+  :func:`~vfmatch.data.media.conform_voice` (mono, 16 kHz), cut to ``max_seconds``;
+* a photo (:func:`face_item`): :func:`~vfmatch.data.media.read_image`; with
+  ``align=True`` (the recipe's default) the dlib detector finds the face and
+  :func:`~vfmatch.data.faces.align_photo` puts it on the common canvas
+  (``vfmatch.data.media.CANVAS_ZOOM``, as :func:`~vfmatch.data.media.load_face`
+  does) at ``image_size`` pixels; with ``align=False`` the whole photo is
+  resized to an ``image_size`` square (VGGFace photos are loose crops).
+
+A photo in which the detector finds **no face** is not encoded: its row is kept
+in the shard with ``found=False``, :func:`merge_shards` leaves it out, and
+:func:`skipped_items` lists it (the recipe counts these and drops the list
+trials that need them). A file that cannot be read at all stays an error
+naming the file.
 """
 
 from __future__ import annotations
@@ -36,9 +50,11 @@ from typing import Sequence
 
 import datasets
 import numpy as np
+from PIL import Image
 
+from ..data.faces import align_photo
+from ..data.media import CANVAS_ZOOM, conform_voice, read_audio, read_image
 from ..data.population import SAMPLE_RATE
-from ..data.preprocess import resample
 from ..utils import progress as progress_bar
 
 __all__ = [
@@ -48,49 +64,46 @@ __all__ = [
     "missing_shards",
     "extract_features",
     "merge_shards",
-    "load_audio_file",
-    "load_image_file",
+    "skipped_items",
+    "voice_item",
+    "face_item",
     "default_num_shards",
 ]
 
 log = logging.getLogger(__name__)
 
+_MAP_FEATURES = datasets.Features({"path": datasets.Value("string"),
+                                   "features": datasets.Sequence(datasets.Value("float32")),
+                                   "found": datasets.Value("bool")})
 
-def load_audio_file(file, *, max_seconds: float | None = 10.0) -> np.ndarray:
+
+def voice_item(file, *, max_seconds: float | None = 10.0) -> np.ndarray:
     """A clip as 16 kHz mono float32 (n_samples,), at most ``max_seconds`` long.
 
-    Any rate and channel count soundfile reads: channels are averaged, the rate
-    converted (both are logged once per file at DEBUG level; VoxCeleb1 is
-    16 kHz mono already). Raises ValueError naming the file if it cannot be read."""
-    import soundfile as sf  # deferred: only the recipe reads audio files
-
-    try:
-        wave, sr = sf.read(str(file), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - every decoding failure is "bad file"
-        raise ValueError(f"{file}: cannot read this audio file ({type(exc).__name__}: {exc})") from None
-    if wave.shape[0] == 0:
-        raise ValueError(f"{file}: the audio file holds no samples")
-    if wave.shape[1] > 1:
-        log.debug("%s: %d channels averaged to mono", file, wave.shape[1])
-    wave = wave.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        log.debug("%s: resampled from %d Hz to %d Hz", file, sr, SAMPLE_RATE)
-        wave = resample(wave, sr, SAMPLE_RATE)
+    Read and conformed by :mod:`vfmatch.data.media` (any rate and channel count;
+    each conversion is a logged note). ValueError / FileNotFoundError name the file."""
+    data, sr = read_audio(file)
+    wave = conform_voice(data, sr, name=str(file))
     if max_seconds is not None:
         wave = wave[: int(max_seconds * SAMPLE_RATE)]
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def load_image_file(file, *, image_size: int = 128) -> np.ndarray:
-    """A photo as uint8 RGB (image_size, image_size, 3); ValueError naming an unreadable file."""
-    from PIL import Image  # deferred: only the recipe reads image files
+def face_item(file, *, image_size: int = 128, align: bool = True) -> np.ndarray | None:
+    """A photo as uint8 RGB (image_size, image_size, 3), or None when ``align`` and no face is found.
 
+    ``align=True``: the largest face the dlib detector finds, aligned on the common
+    canvas (:func:`vfmatch.data.faces.align_photo`, zoom ``CANVAS_ZOOM``: hair and jaw
+    in view). ``align=False``: the whole photo resized. An unreadable file raises
+    ValueError naming it (:func:`vfmatch.data.media.read_image`)."""
+    img = read_image(file)  # reading errors are errors, never "no face"
+    if not align:
+        return np.asarray(Image.fromarray(img).resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
     try:
-        with Image.open(file) as im:
-            rgb = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
-    except Exception as exc:  # noqa: BLE001 - every decoding failure is "bad file"
-        raise ValueError(f"{file}: cannot read this image ({type(exc).__name__}: {exc})") from None
-    return np.asarray(rgb, dtype=np.uint8)
+        return align_photo(img, path=str(file), size=image_size, zoom=CANVAS_ZOOM).image
+    except ValueError:  # the image is read already: the only failure left is "no face found"
+        log.info("%s: no face found by the detector; left out", file)
+        return None
 
 
 def media_dataset(root, paths: Sequence[str]) -> datasets.Dataset:
@@ -127,13 +140,23 @@ def missing_shards(folder, num_shards: int) -> list[int]:
 
 
 def _encode_batch(batch: dict, encoder, modality: str, load_options: dict) -> dict:
-    """``Dataset.map`` function: read a batch of files and encode them (float32 rows)."""
+    """``Dataset.map`` function: read a batch of files and encode them.
+
+    Returns ``features`` (float32 rows; an empty row for a photo without a face)
+    and ``found`` (False for those)."""
     if modality == "voice":
-        items = [load_audio_file(f, **load_options) for f in batch["file"]]
+        items = [voice_item(f, **load_options) for f in batch["file"]]
+        found = [True] * len(items)
     else:
-        items = np.stack([load_image_file(f, **load_options) for f in batch["file"]])
-    feats = np.asarray(encoder.encode(items, batch_size=len(batch["file"])), dtype=np.float32)
-    return {"features": list(feats)}
+        read = [face_item(f, **load_options) for f in batch["file"]]
+        found = [im is not None for im in read]
+        items = np.stack([im for im in read if im is not None]) if any(found) else None
+    feats = [] if items is None else np.asarray(encoder.encode(items, batch_size=len(items)), dtype=np.float32)
+    rows, k = [], 0
+    for ok in found:
+        rows.append(feats[k] if ok else np.zeros(0, np.float32))
+        k += ok
+    return {"features": rows, "found": found}
 
 
 def _write_atomic(path: Path, **arrays) -> None:
@@ -170,7 +193,8 @@ def extract_features(
         worker passes its own index
     batch_size : items per ``map`` batch (one encoder call)
     num_proc : worker processes for ``map`` (CPU); ``None`` or 1: this process
-    load_options : ``max_seconds`` (voices) or ``image_size`` (faces)
+    load_options : ``max_seconds`` (voices, :func:`voice_item`) or ``image_size``
+        and ``align`` (faces, :func:`face_item`)
 
     Returns the shard files this call wrote (those already there are skipped)."""
     if num_shards < 1:
@@ -196,14 +220,19 @@ def extract_features(
                 num_proc=num_proc if num_proc and num_proc > 1 and shard.num_rows > 1 else None,
                 fn_kwargs={"encoder": encoder, "modality": modality, "load_options": dict(load_options or {})},
                 remove_columns=["file"],
+                # Declared, so a first batch of faceless photos (empty rows) cannot fix another type.
+                features=_MAP_FEATURES,
                 # The fingerprint is our own key: datasets would otherwise hash the encoder's weights.
                 new_fingerprint=f"{folder.name}-{i}-of-{num_shards}",
                 load_from_cache_file=False, keep_in_memory=True,
                 desc=f"{modality} shard {i + 1}/{num_shards}" if progress else None,
             )
-            feats = np.asarray(out.with_format("numpy")["features"], dtype=np.float32)
+            found = np.asarray(out["found"], dtype=bool)
+            kept = out.select(np.flatnonzero(found))
+            feats = np.asarray(kept.with_format("numpy")["features"], dtype=np.float32) if kept.num_rows else np.zeros((0, 0), np.float32)
             path = shard_file(folder, i, num_shards)
-            _write_atomic(path, features=feats, paths=np.asarray(out["path"], dtype=str))
+            # features: the found rows only; paths and found: every row of the shard, in order.
+            _write_atomic(path, features=feats, paths=np.asarray(out["path"], dtype=str), found=found)
             written.append(path)
     finally:
         if bars_were_on:
@@ -211,11 +240,20 @@ def extract_features(
     return written
 
 
+def _read_shard(folder, index: int, num_shards: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One shard: ``(features of the found rows, every path, found mask)``."""
+    with np.load(shard_file(folder, index, num_shards), allow_pickle=False) as z:
+        paths = z["paths"]
+        found = z["found"] if "found" in z.files else np.ones(len(paths), bool)
+        return z["features"], paths, found
+
+
 def merge_shards(folder, num_shards: int) -> tuple[np.ndarray, np.ndarray]:
     """All ``num_shards`` shards of ``folder`` in order: ``(features (n, dim) float32, paths (n,) str)``.
 
-    Also writes them to ``folder/features.npz``. A FileNotFoundError lists the
-    shards still missing."""
+    Items skipped at extraction (photos without a face, :func:`skipped_items`) are
+    not among the ``n``. Also writes them to ``folder/features.npz``. A
+    FileNotFoundError lists the shards still missing."""
     folder = Path(folder)
     missing = missing_shards(folder, num_shards)
     if missing:
@@ -223,12 +261,23 @@ def merge_shards(folder, num_shards: int) -> tuple[np.ndarray, np.ndarray]:
                                 f"(--num-shards {num_shards} --shard-index I --extract-only) before --merge")
     feats, paths = [], []
     for i in range(num_shards):
-        with np.load(shard_file(folder, i, num_shards), allow_pickle=False) as z:
-            feats.append(z["features"])
-            paths.append(z["paths"])
-    X, P = np.concatenate(feats), np.concatenate(paths)
+        X, P, found = _read_shard(folder, i, num_shards)
+        if found.any():  # a shard of faceless photos only has no feature width
+            feats.append(X)
+            paths.append(P[found])
+    X = np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
+    P = np.concatenate(paths) if paths else np.zeros(0, dtype=str)
     _write_atomic(folder / "features.npz", features=X, paths=P)
     return X, P
+
+
+def skipped_items(folder, num_shards: int) -> list[str]:
+    """Paths of the items extraction left out (photos with no face found), in dataset order."""
+    out = []
+    for i in range(num_shards):
+        _X, P, found = _read_shard(folder, i, num_shards)
+        out += P[~found].tolist()
+    return out
 
 
 def default_num_shards(n_items: int, shard_size: int = 2000) -> int:
