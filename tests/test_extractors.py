@@ -118,7 +118,7 @@ def test_vit_on_spectrograms_learns_and_attends():
         vit.predict_proba([np.zeros((8, 40), np.float32)])  # wrong number of Mel bands
 
 
-def test_vit_auxiliary_targets_and_ensemble():
+def test_vit_auxiliary_targets_and_ensemble(monkeypatch):
     X, aux = spectrograms(n=32)  # the auxiliary target is the loud band
     y = np.arange(32) % 3  # the main target: unrelated, three values
     kw = dict(patch_size=(4, 8), window=32, embed_dim=16, depth=1, num_heads=2, epochs=4, batch_size=8, lr=5e-3)
@@ -133,6 +133,12 @@ def test_vit_auxiliary_targets_and_ensemble():
     singles = [ViTCalculator(seed=s, **kw).fit(X, y, n_values=4, auxiliary={"accent": (aux, 2)}).predict_proba(X) for s in (0, 1)]
     np.testing.assert_allclose(p, np.mean(singles, axis=0), atol=1e-5)
     assert vit.attention_rollout(X[0]).shape == X[0].shape
+    # On a CPU the members train in worker processes, one thread each: the same networks
+    # whatever the number of workers.
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("VFMATCH_JOBS", jobs)
+        again = ViTCalculator(n_models=2, **kw).fit(X, y, n_values=4, auxiliary={"accent": (aux, 2)})
+        np.testing.assert_array_equal(again.predict_proba(X), p)
     # Unknown auxiliary labels (-1) are skipped; wrong ones are refused.
     ViTCalculator(**{**kw, "epochs": 1}).fit(X, y, auxiliary={"accent": (np.full(32, -1), 2)})
     with pytest.raises(ValueError, match="expected 32 labels"):

@@ -50,3 +50,22 @@ def test_code_fingerprints_notice_edited_code():
 def test_every_top_level_name_imports():
     for name in vfmatch.__all__:
         assert getattr(vfmatch, name) is not None
+
+
+def _square_sum(x):
+    import torch
+
+    return float(torch.as_tensor(x, dtype=torch.float64).square().sum()), torch.get_num_threads()
+
+
+def test_parallel_map_keeps_order_and_runs_each_call_on_one_thread(monkeypatch):
+    from vfmatch.utils import parallel_map
+
+    items = [np.arange(i, i + 5) for i in range(6)]
+    expected = [(float((np.arange(i, i + 5) ** 2).sum()), 1) for i in range(6)]
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("VFMATCH_JOBS", jobs)
+        assert parallel_map(_square_sum, items, min_items=1) == expected
+    monkeypatch.setenv("VFMATCH_JOBS", "two")
+    with pytest.raises(ValueError, match="VFMATCH_JOBS"):
+        parallel_map(_square_sum, items, min_items=1)

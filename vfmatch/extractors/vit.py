@@ -28,7 +28,7 @@ from torch import nn
 
 from ..config import default_device
 from ..features.audio import time_windows
-from ..utils import progress as progress_bar
+from ..utils import parallel_map, progress as progress_bar
 from .calculators import Calculator, _class_weights, _load_torch_state, _n_items, _torch_state, register_calculator
 
 __all__ = ["ViTCalculator", "PatchProjection"]
@@ -202,14 +202,25 @@ class ViTCalculator(Calculator):
         data = self._prepare(X)
         # Auxiliary heads: their labels (-1 = unknown) and class weights over the known ones.
         aux = [(torch.as_tensor(labels), _class_weights(labels[labels >= 0], k, self.class_weight)) for labels, k in auxiliary.values()]
-        self.nets_ = [self._train_one(data, y, aux, self.seed + m) for m in range(int(self.n_models))]
+        seeds = [self.seed + m for m in range(int(self.n_models))]
+        if len(seeds) == 1 or default_device(self.device) != "cpu":
+            self.nets_ = [self._train_one(data, y, aux, s) for s in seeds]
+        else:
+            # An ensemble on a CPU: one network per worker process, one thread each
+            # (vfmatch.utils.parallel_map), so the result does not depend on the number of workers.
+            states = parallel_map(_train_member, [(self, data, y, aux, s) for s in seeds], min_items=2,
+                                  show_progress=self.progress, desc=f"ViT ensemble ({self.mode_}s)")
+            self.nets_ = [self._build() for _ in states]
+            for net, state in zip(self.nets_, states):
+                net.load_state_dict(state)
+                net.eval()
 
     @property
     def net_(self) -> nn.Module:
         """The first network of the ensemble (all of them: ``nets_``)."""
         return self.nets_[0]
 
-    def _train_one(self, data, y, aux, seed: int) -> nn.Module:
+    def _train_one(self, data, y, aux, seed: int, show_progress: bool | None = None) -> nn.Module:
         """One network trained from scratch with its own seed (AdamW, one-cycle schedule)."""
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -223,7 +234,8 @@ class ViTCalculator(Calculator):
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=max(1, steps_per_epoch * int(self.epochs)), pct_start=0.15)
         yt = torch.as_tensor(y)
         net.train()
-        for _ in progress_bar(range(int(self.epochs)), self.progress, f"ViT ({self.mode_}s, seed {seed})", int(self.epochs)):
+        show = self.progress if show_progress is None else show_progress
+        for _ in progress_bar(range(int(self.epochs)), show, f"ViT ({self.mode_}s, seed {seed})", int(self.epochs)):
             order = rng.permutation(len(y))
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
@@ -371,6 +383,12 @@ class ViTCalculator(Calculator):
             self.nets_.append(net.eval())
 
 
+
+
+def _train_member(job) -> dict:
+    """One ensemble member's weights (a state dict): ``job = (calculator, data, y, aux, seed)``."""
+    calc, data, y, aux, seed = job
+    return calc._train_one(data, y, aux, seed, show_progress=False).state_dict()
 
 
 def _window_starts(n_frames: int, width: int, hop: int | None = None) -> list[int]:

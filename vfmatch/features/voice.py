@@ -27,7 +27,7 @@ import torchaudio
 from torch import nn
 
 from ..config import default_device
-from ..utils import batches, progress as progress_bar
+from ..utils import batches, parallel_map, progress as progress_bar
 from .audio import VOICE_STAT_NAMES, LogMelSpectrogram, log_mel_batch, time_windows, voice_statistics
 from .encoders import Encoder, register_encoder
 from .training import IdentityNetEncoder
@@ -105,7 +105,8 @@ class VoiceStatsEncoder(Encoder):
         super().__init__("f0-formants")
 
     def _encode(self, items, *, landmarks=None, batch_size=32, progress=False):
-        rows = [voice_statistics(w) for w in progress_bar(items, progress, "F0/formants", len(items))]
+        # Clip by clip, on every core: pitch and formant tracking is per-clip Python work.
+        rows = parallel_map(voice_statistics, items, show_progress=progress, desc="F0/formants")
         return np.stack(rows).astype(np.float32)
 
 

@@ -55,7 +55,7 @@ from scipy.signal import lfilter
 
 from ..data.population import SAMPLE_RATE
 from ..metaproperties import ACCENTS, MOTHER_TONGUES
-from ..utils import progress as progress_bar
+from ..utils import parallel_map
 from .traits import L1_ACCENT  # the accent each mother tongue carries into English
 
 __all__ = ["synthesize_clips", "synthesize_clip", "speaker_voice", "speech_profile", "Voice",
@@ -450,6 +450,25 @@ def synthesize_clip(voice: Voice, profile: dict, n_samples: int, rng: np.random.
     return audio.astype(np.float32), meta
 
 
+def _person_clips(job) -> tuple[list[np.ndarray], list[dict]]:
+    """The clips and their metadata rows of one person: ``job = (row, i, clips, seed, lo, hi, sample_rate)``."""
+    row, i, clips_per_identity, seed, lo, hi, sample_rate = job
+    voice = speaker_voice(row)
+    profile = speech_profile(row["accent"], row["mother_tongue"])
+    stable = {key: value for key, value in asdict(voice).items() if key in
+              ("f0_hz", "vtl_cm", "jitter_pct", "shimmer_pct", "breathiness")}
+    stable["speaker_f0_hz"] = stable.pop("f0_hz")
+    clips, meta = [], []
+    for k in range(clips_per_identity):
+        rng = np.random.default_rng([seed, _STREAM, i, k])
+        n = int(round(rng.uniform(lo, hi) * sample_rate))
+        audio, clip_meta = synthesize_clip(voice, profile, n, rng, sample_rate)
+        clips.append(audio)
+        meta.append(dict(speaker_id=row["speaker_id"], clip_id=f"{row['speaker_id']}_v{k:02d}",
+                         duration_s=n / sample_rate, **stable, **clip_meta))
+    return clips, meta
+
+
 def synthesize_clips(traits: pd.DataFrame, clips_per_identity: int, *, seed: int, clip_seconds=(3.0, 6.0),
                      sample_rate=SAMPLE_RATE, progress=False) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Synthesise ``clips_per_identity`` voice clips for every identity in ``traits``.
@@ -481,19 +500,11 @@ def synthesize_clips(traits: pd.DataFrame, clips_per_identity: int, *, seed: int
     lo, hi = map(float, clip_seconds)
     if not 0.1 <= lo <= hi:
         raise ValueError(f"clip_seconds must be (min, max) with 0.1 <= min <= max, got {clip_seconds}")
+    # One person at a time, on every core (vfmatch.utils.parallel_map): each person's clips
+    # depend only on their row and their own random streams, so the order of work is free.
+    jobs = [(traits.iloc[i], i, int(clips_per_identity), int(seed), lo, hi, sample_rate) for i in range(len(traits))]
     clips, meta = [], []
-    for i in progress_bar(range(len(traits)), progress, "voices"):
-        row = traits.iloc[i]
-        voice = speaker_voice(row)
-        profile = speech_profile(row["accent"], row["mother_tongue"])
-        stable = {key: value for key, value in asdict(voice).items() if key in
-                  ("f0_hz", "vtl_cm", "jitter_pct", "shimmer_pct", "breathiness")}
-        stable["speaker_f0_hz"] = stable.pop("f0_hz")
-        for k in range(int(clips_per_identity)):
-            rng = np.random.default_rng([int(seed), _STREAM, i, k])
-            n = int(round(rng.uniform(lo, hi) * sample_rate))
-            audio, clip_meta = synthesize_clip(voice, profile, n, rng, sample_rate)
-            clips.append(audio)
-            meta.append(dict(speaker_id=row["speaker_id"], clip_id=f"{row['speaker_id']}_v{k:02d}",
-                             duration_s=n / sample_rate, **stable, **clip_meta))
+    for person_clips, person_meta in parallel_map(_person_clips, jobs, show_progress=progress, desc="voices"):
+        clips += person_clips
+        meta += person_meta
     return clips, pd.DataFrame(meta)
