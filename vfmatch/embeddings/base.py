@@ -310,7 +310,8 @@ class EmbeddingMethod:
 
     def _optimizer(self, net: TwoBranchNet) -> torch.optim.Optimizer:
         """AdamW: the heads at ``lr``, fine-tuned encoders (if any) at ``encoder_lr``."""
-        return torch.optim.AdamW(parameter_groups(net, self.lr, self.encoder_lr), weight_decay=float(self.weight_decay))
+        groups = parameter_groups(net, self.lr, self.encoder_lr)
+        return torch.optim.AdamW(groups, weight_decay=float(self.weight_decay))
 
     def batch_loss(self, net: TwoBranchNet, batch: Batch, data: TrainingData,
                    identity_weights: torch.Tensor | None = None) -> torch.Tensor:
