@@ -19,7 +19,8 @@ so a few epochs adapt them without wiping out what identity training taught.
 
 Only a modality whose encoder is one of these networks is fine-tuned; the
 other keeps its cached features (e.g. ``speaker-cnn`` fine-tuned, the
-``thumbnail`` face features fixed). Raw media are needed, so the option works
+``thumbnail`` face features fixed), and so does a concatenation such as
+``f0-formants+speaker-cnn`` (its measured part has no gradient). Raw media are needed, so the option works
 from a :class:`~vfmatch.data.population.Population`
 (:func:`vfmatch.embeddings.fit_population`), not from precomputed features.
 
