@@ -8,6 +8,8 @@ Usage::
         --embedding-train all subset all+subset                  # seed 001's homogeneous-population question
         (add --extractors fast when only embedding rows matter: they do not use the extractors)
     python benchmarks/bench_methods.py --scaling                # training seconds vs identities and embedding size
+    python benchmarks/bench_methods.py --finetune-encoders --seeds 0 --methods triplet contrastive
+                                                                # frozen vs fine-tuned speaker-cnn / face-cnn
 
 Prints, from one run of this script: for each seed (and each
 ``--embedding-train`` choice), the table that ``vfmatch run`` writes to
@@ -16,6 +18,12 @@ identity-bootstrap intervals, AUC, EER, training seconds), then whether the
 hybrid is within 0.01 of the better of ``metaproperty`` and the best embedding
 (issue 11's bar). ``--scaling`` times one method (``triplet`` by default) on
 the train role of growing populations and with growing embedding sizes.
+``--finetune-encoders`` trains each embedding method (``triplet`` and
+``contrastive`` by default) twice on the same trainable encoders,
+``speaker-cnn`` and ``face-cnn`` pre-trained once on the train role: frozen
+(features computed once) and fine-tuned end to end (``finetune_encoders=True``),
+and prints the test role's 1:2 V->F accuracy (unrestricted and same-gender,
+95% identity-bootstrap intervals), AUC and training seconds of both.
 """
 
 from __future__ import annotations
@@ -95,6 +103,40 @@ def scaling(args) -> None:
         print(f"{n:>10}{dim:>10}{seconds:>9.1f}{seconds / n:>10.3f}")
 
 
+def finetune_comparison(seed: int, args) -> dict:
+    """Frozen vs fine-tuned encoders, each method, on the run's train and test roles of ``seed``."""
+    from vfmatch.embeddings import fit_population
+    from vfmatch.evaluation import evaluate_similarity
+    from vfmatch.features import create_encoder
+    from vfmatch.job.prepare import RunConfig, load_or_simulate, split_roles
+
+    methods = args.methods or ["triplet", "contrastive"]
+    config = RunConfig(seed=seed, quick=args.quick, identities=args.identities, progress=False)
+    parts = split_roles(load_or_simulate(config), config)
+    # Pre-trained once, on the train role, by the first fit; every fit starts from these weights.
+    encoders = {"voice_encoder": create_encoder("voice", "speaker-cnn", seed=seed),
+                "face_encoder": create_encoder("face", "face-cnn", seed=seed)}
+    test = parts["test"]
+    print(f"\nseed {seed}: speaker-cnn + face-cnn, {len(parts['train'])} train / {len(test)} test identities, "
+          f"{test.voices.num_rows} test clips (CPU threads {os.cpu_count()})")
+    print(f"{'method':<18}{'encoders':<11}{'1:2 V->F':>10}{'95% CI':>17}{'same gender':>13}{'95% CI':>17}"
+          f"{'AUC':>7}{'train s':>9}")
+    out = {}
+    for name in methods:
+        for finetune in (False, True):
+            res = fit_population(name, parts["train"], test, seed=seed, cache=config.cache, finetune_encoders=finetune,
+                                 **encoders)
+            m = evaluate_similarity(res.similarity(), res.voice_speakers, res.face_speakers,
+                                    voice_gender=res.voice_gender, face_gender=res.face_gender, seed=seed)
+            ci, cig = m["ci"]["identification_1to2_vf"], m["ci"]["identification_1to2_vf_gender_restricted"]
+            mode = "fine-tuned" if finetune else "frozen"
+            print(f"{name:<18}{mode:<11}{m['identification_1to2_vf']:>10.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]"
+                  f"{m['identification_1to2_vf_gender_restricted']:>13.3f}   [{cig[0]:.3f}, {cig[1]:.3f}]"
+                  f"{m['auc']:>7.3f}{res.seconds['train']:>9.1f}")
+            out[name, mode] = m
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -107,9 +149,15 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=None)
     ap.add_argument("--embedding-train", nargs="+", default=["all"], dest="embedding_train")
     ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--finetune-encoders", action="store_true", dest="finetune_encoders",
+                    help="frozen vs fine-tuned speaker-cnn / face-cnn under each embedding method")
     args = ap.parse_args(argv)
     if args.scaling:
         scaling(args)
+        return 0
+    if args.finetune_encoders:
+        for seed in args.seeds:
+            finetune_comparison(seed, args)
         return 0
     for seed in args.seeds:
         for mode in args.embedding_train:

@@ -17,15 +17,23 @@ the loss of one :class:`~vfmatch.embeddings.train.Batch`; it may override
 Training: AdamW, the learning rate following a cosine from ``lr`` to 0 over
 ``epochs`` epochs of identity-balanced batches (:mod:`vfmatch.embeddings.train`);
 ``torch.manual_seed(seed)`` fixes the initial weights and dropout, a
-``torch.Generator`` seeded with ``seed`` the batches, so a fit is reproducible
-on one device. It runs on ``default_device(device)`` (the GPU when there is
+``torch.Generator`` seeded with ``seed`` the batches (and a NumPy generator
+seeded with ``seed`` the crops and flips when fine-tuning), so a fit is
+reproducible on one device. It runs on ``default_device(device)`` (the GPU when there is
 one) with :class:`vfmatch.utils.limit_threads`.
+
+With ``finetune_encoders=True`` the trainable encoders (``speaker-cnn``,
+``face-cnn``) learn too, in the same loop, with the same loss, at
+``encoder_lr`` (:mod:`vfmatch.embeddings.finetune`); :meth:`EmbeddingMethod.fit`
+then needs their raw training inputs (``media``), which
+:func:`~vfmatch.embeddings.fit_population` prepares from a population.
 
 Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from typing import ClassVar
@@ -35,6 +43,7 @@ import torch
 
 from ..config import default_device
 from ..utils import batches, limit_threads, progress
+from .finetune import finetune_batch, parameter_groups, train_mode
 from .heads import TwoBranchNet
 from .io import load_method, save_method
 from .tables import FeatureTable, check_paired
@@ -71,12 +80,20 @@ class EmbeddingMethod:
         weights: seed 001's pre-training on a heterogeneous population, then
         fine-tuning on a homogeneous one. A classifier (``sss``) is always new,
         since the identities change.
+    finetune_encoders : False (default): the encoders are frozen, their features
+        computed once. True: the trainable encoders (``speaker-cnn``, ``face-cnn``)
+        are trained end to end with the heads, from their pre-trained weights
+        (:mod:`vfmatch.embeddings.finetune`); needs raw media, so fit with
+        :func:`~vfmatch.embeddings.fit_population`, not with feature tables
+    encoder_lr : the encoders' AdamW learning rate when fine-tuning (default 2e-4,
+        a tenth of ``lr``: small steps keep what identity training taught them)
     device : ``None``/``"auto"`` (the GPU when present), ``"cpu"``, ``"cuda"``
     progress : show a tqdm bar over epochs
 
     Fitted attributes
     -----------------
-    net_ : the :class:`~vfmatch.embeddings.heads.TwoBranchNet`
+    net_ : the :class:`~vfmatch.embeddings.heads.TwoBranchNet` (with the fine-tuned
+        encoders inside when ``finetune_encoders``; see :attr:`finetuned_encoders_`)
     classes_ : sorted identity labels of the training set
     voice_dim_, face_dim_ : input feature sizes
     history_ : list of ``{"stage", "epoch", "loss"}``, the mean training loss per epoch
@@ -90,7 +107,8 @@ class EmbeddingMethod:
 
     def __init__(self, *, embed_dim: int = 128, hidden_dim: int = 256, n_hidden: int = 1, dropout: float = 0.5,
                  epochs: int = 100, batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 1e-3, seed: int = 0,
-                 warm_start: bool = False, device: str | None = None, progress: bool = False):
+                 warm_start: bool = False, finetune_encoders: bool = False, encoder_lr: float = 2e-4,
+                 device: str | None = None, progress: bool = False):
         self.embed_dim = embed_dim
         self.hidden_dim = hidden_dim
         self.n_hidden = n_hidden
@@ -101,6 +119,8 @@ class EmbeddingMethod:
         self.weight_decay = weight_decay
         self.seed = seed
         self.warm_start = warm_start
+        self.finetune_encoders = finetune_encoders
+        self.encoder_lr = encoder_lr
         self.device = device
         self.progress = progress
 
@@ -147,9 +167,13 @@ class EmbeddingMethod:
             raise ValueError(f"{self.name}: dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ValueError(f"{self.name}: lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+        if not isinstance(self.finetune_encoders, (bool, np.bool_)):
+            raise ValueError(f"{self.name}: finetune_encoders must be True or False, got {self.finetune_encoders!r}")
+        if not self.encoder_lr > 0:
+            raise ValueError(f"{self.name}: encoder_lr must be > 0, got {self.encoder_lr}")
 
     # -------------------------------------------------------------- training
-    def fit(self, voice, face, *, face_reference=None) -> "EmbeddingMethod":
+    def fit(self, voice, face, *, face_reference=None, media: dict | None = None) -> "EmbeddingMethod":
         """Train on the training identities.
 
         Parameters
@@ -159,10 +183,16 @@ class EmbeddingMethod:
         face_reference : optional (n_faces, d_r) features of the same faces under
             another frozen face encoder F (only ``weighted_triplet`` uses it; by
             default F is the face encoder whose features ``face`` holds)
+        media : ``finetune_encoders=True`` only: ``{modality: EncoderInputs}``
+            (:func:`~vfmatch.embeddings.finetune_inputs`), the pre-trained encoder
+            and the raw items of each modality to fine-tune, rows as in ``voice`` /
+            ``face`` (whose features, the pre-trained encoder's, set the heads'
+            standardisation). :func:`~vfmatch.embeddings.fit_population` passes it.
         """
         self._check_params()
         voice, face = _as_table(voice, "voice"), _as_table(face, "face")
         classes = check_paired(voice, face)
+        media = self._check_media(media, voice, face)
         if face_reference is not None:
             face_reference = np.asarray(face_reference, dtype=np.float32)
             if face_reference.ndim != 2 or face_reference.shape[0] != len(face) or not np.isfinite(face_reference).all():
@@ -174,7 +204,8 @@ class EmbeddingMethod:
         t0 = time.perf_counter()
         try:
             with limit_threads():
-                data = TrainingData.from_tables(voice, face, classes, device, face_reference)
+                data = TrainingData.from_tables(voice, face, classes, device, face_reference, media,
+                                                np.random.default_rng(int(self.seed)))
                 gen = torch.Generator().manual_seed(int(self.seed))
                 self.history_: list[dict] = []
                 self._prepare(data, gen)
@@ -186,6 +217,31 @@ class EmbeddingMethod:
         self.voice_dim_, self.face_dim_ = voice.dim, face.dim
         self.train_seconds_ = time.perf_counter() - t0
         return self
+
+    def _check_media(self, media: dict | None, voice: FeatureTable, face: FeatureTable) -> dict:
+        """``media`` checked against the option and the tables (one raw item per table row)."""
+        if not self.finetune_encoders:
+            if media:
+                raise ValueError(f"{self.name}: media (raw inputs) were given but finetune_encoders=False; "
+                                 "set finetune_encoders=True to fine-tune the encoders, or drop media")
+            return {}
+        if not media:
+            raise ValueError(
+                f"{self.name}: finetune_encoders=True trains the encoders on raw media (log-Mel crops, aligned face "
+                "pixels), and precomputed features (a FeatureTable) hold none: their encoder is fixed and not here. "
+                "Fit from a Population with fit_population(..., voice_encoder='speaker-cnn', "
+                "face_encoder='face-cnn', finetune_encoders=True), or set finetune_encoders=False")
+        for modality, table in (("voice", voice), ("face", face)):
+            m = media.get(modality)
+            if m is None:
+                continue
+            if len(m) != len(table):
+                raise ValueError(f"{self.name}: {len(m)} raw {modality} items for {len(table)} table rows; "
+                                 "media rows must follow the table's")
+            if int(m.encoder.dim) != table.dim:
+                raise ValueError(f"{self.name}: the {modality} table has {table.dim} features but encoder "
+                                 f"{m.encoder.name!r} gives {m.encoder.dim}; the table must hold its features")
+        return dict(media)
 
     def _prepare(self, data: TrainingData, gen: torch.Generator) -> None:
         """Measure what the loss needs on the training data (nothing by default)."""
@@ -201,9 +257,13 @@ class EmbeddingMethod:
         """A freshly initialised net (``torch.manual_seed(seed)`` first), heads standardised on the training items;
         with ``warm_start`` the heads are copies of the fitted ones."""
         torch.manual_seed(int(self.seed))
+        # Fine-tuning: copies of the pre-trained encoders, so the caller's stay as they are
+        # and every new net (sss re-initialises in stage 3) starts from the same weights.
+        encoders = {m: copy.deepcopy(data.media[m].encoder) if m in data.media else None for m in ("voice", "face")}
         net = TwoBranchNet(data.xv.shape[1], data.xf.shape[1], embed_dim=int(self.embed_dim),
                            hidden_dim=int(self.hidden_dim), n_hidden=int(self.n_hidden), dropout=float(self.dropout),
-                           n_classes=self._n_classes(data)).to(data.device)
+                           n_classes=self._n_classes(data), voice_encoder=encoders["voice"],
+                           face_encoder=encoders["face"]).to(data.device)
         if self.warm_start and self._pretrained is not None:
             old = self._pretrained
             if (old.voice.mean.numel(), old.face.mean.numel()) != (data.xv.shape[1], data.xf.shape[1]):
@@ -212,6 +272,9 @@ class EmbeddingMethod:
                                  f"({data.xv.shape[1]}, {data.xf.shape[1]})")
             net.voice.load_state_dict(old.voice.state_dict())
             net.face.load_state_dict(old.face.state_dict())
+            for m in ("voice", "face"):  # fine-tuned encoders continue from where they were
+                if net.encoder(m) is not None and old.encoder(m) is not None:
+                    net.encoder(m).load_state_dict(old.encoder(m).state_dict())
         else:
             net.voice.set_standardisation(data.xv)
             net.face.set_standardisation(data.xf)
@@ -227,14 +290,15 @@ class EmbeddingMethod:
         """``epochs`` epochs of AdamW with a cosine learning rate; appends to ``history_``."""
         if epochs <= 0:
             return
-        opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
+        opt = self._optimizer(net)
         bs = int(self.batch_size)
         per_epoch = max(1, sum(min(bs, data.n_identities - a) >= 2 for a in range(0, data.n_identities, bs)))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * per_epoch)
-        net.train()
+        train_mode(net)  # the encoders' batch norms stay as pre-trained
         for epoch in progress(range(epochs), self.progress, f"{self.name} ({stage})", epochs):
             losses = []
             for batch in epoch_batches(data, int(self.batch_size), gen):
+                batch = finetune_batch(net, batch, data)  # fine-tuning: features through the encoders
                 loss = self.batch_loss(net, batch, data, identity_weights)
                 opt.zero_grad()
                 loss.backward()
@@ -243,6 +307,11 @@ class EmbeddingMethod:
                 losses.append(float(loss.detach()))
             self.history_.append({"stage": stage, "epoch": epoch + 1, "loss": float(np.mean(losses))})
         net.eval()
+
+    def _optimizer(self, net: TwoBranchNet) -> torch.optim.Optimizer:
+        """AdamW: the heads at ``lr``, fine-tuned encoders (if any) at ``encoder_lr``."""
+        groups = parameter_groups(net, self.lr, self.encoder_lr)
+        return torch.optim.AdamW(groups, weight_decay=float(self.weight_decay))
 
     def batch_loss(self, net: TwoBranchNet, batch: Batch, data: TrainingData,
                    identity_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -254,7 +323,9 @@ class EmbeddingMethod:
         """Mean loss of the fitted net over one epoch of seeded batches of ``voice``/``face``, dropout off.
 
         Unweighted (``sss``: every identity weight 1). Compare it before and
-        after training: ``epochs=0`` gives the initial net."""
+        after training: ``epochs=0`` gives the initial net. After fine-tuning,
+        the tables must hold the fine-tuned encoders' features
+        (:attr:`finetuned_encoders_`); only the heads run here."""
         self._check_fitted()
         voice, face = _as_table(voice, "voice"), _as_table(face, "face")
         classes = check_paired(voice, face)
@@ -272,6 +343,14 @@ class EmbeddingMethod:
         return float(np.mean(values))
 
     # ------------------------------------------------------------- embedding
+    @property
+    def finetuned_encoders_(self) -> dict:
+        """``{"voice": encoder or None, "face": encoder or None}``: the fine-tuned encoders inside
+        :attr:`net_` (None for a frozen modality). Their ``encode(items)`` gives the features that
+        :meth:`transform_voices` / :meth:`transform_faces` take."""
+        self._check_fitted()
+        return {m: self.net_.encoder(m) for m in ("voice", "face")}
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
             raise RuntimeError(f"{self.name}: not fitted yet; call fit(voice, face) or load(folder) first")

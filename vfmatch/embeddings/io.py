@@ -3,13 +3,16 @@
 A folder holds two files:
 
 * ``model.safetensors``: every tensor of the two-branch net (heads, their
-  standardisation buffers, the classifier of ``sss``), read with
+  standardisation buffers, the classifier of ``sss``, and with
+  ``finetune_encoders`` the fine-tuned encoders' weights), read with
   :func:`safetensors.torch.load_file`, which cannot run code;
 * ``config.json``: the method's name and parameters (so
   :func:`~vfmatch.embeddings.create_embedding_method` makes it again), the
   input sizes, the training identities, the training history and the
   method's fitted values (e.g. the weighted triplet's damping centre, the
-  ``sss`` identity weights).
+  ``sss`` identity weights) and, when fine-tuned, each encoder's registry
+  configuration (``create_encoder(modality, name, **kwargs)`` rebuilds it
+  before its weights are loaded).
 
 Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save_file
 
+from ..features import create_encoder
 from ..utils import CODE_VERSION, to_jsonable
 from .heads import TwoBranchNet
 from .registry import create_embedding_method
@@ -54,6 +58,8 @@ def save_method(method, folder) -> Path:
             "history": method.history_,
             "train_seconds": float(method.train_seconds_),
             "extra": method._fitted_extra(),
+            # the fine-tuned encoders' configurations (None: a frozen modality)
+            "encoders": {m: None if net.encoder(m) is None else net.encoder(m).config() for m in ("voice", "face")},
         },
     }
     (folder / CONFIG).write_text(json.dumps(to_jsonable(config), indent=1))
@@ -76,10 +82,17 @@ def load_method(folder, *, device: str | None = None):
         params["device"] = device
     method = create_embedding_method(config["method"], **params)
     fitted = config["fitted"]
+    encoders = {}
+    for modality, spec in (fitted.get("encoders") or {}).items():
+        if spec is not None:  # rebuilt untrained from the registry; the weights come next
+            encoders[modality] = create_encoder(spec["modality"], spec["name"], **spec["kwargs"])
     net = TwoBranchNet(fitted["voice_dim"], fitted["face_dim"], embed_dim=int(params["embed_dim"]),
                        hidden_dim=int(params["hidden_dim"]), n_hidden=int(params["n_hidden"]),
-                       dropout=float(params["dropout"]), n_classes=int(fitted["n_classes"]))
+                       dropout=float(params["dropout"]), n_classes=int(fitted["n_classes"]),
+                       voice_encoder=encoders.get("voice"), face_encoder=encoders.get("face"))
     net.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+    for enc in encoders.values():
+        enc.is_fitted = True  # its trained weights are loaded
     method.net_ = net.eval()
     method.classes_ = np.asarray(fitted["classes"], dtype=str)
     method.voice_dim_, method.face_dim_ = int(fitted["voice_dim"]), int(fitted["face_dim"])

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import EmbeddingMethod
+from .finetune import current_features, finetune_batch, train_mode
 from .losses import (batch_weights, explicit_alignment_loss, implicit_alignment_loss, info_nce_loss, triplet_loss,
                      weighted_triplet_loss)
 from .registry import register_embedding_method
@@ -274,12 +275,13 @@ class SSSEmbedding(EmbeddingMethod):
     def identity_hardness(self, net, data: TrainingData) -> np.ndarray:
         """H^0 of Algorithm 1: each identity's mean face CE plus mean voice CE, (M,)."""
         net.eval()
-        ce_v = F.cross_entropy(net.classify(net.voice(data.xv)), data.yv, reduction="none")
-        ce_f = F.cross_entropy(net.classify(net.face(data.xf)), data.yf, reduction="none")
+        xv, xf = current_features(net, data)  # the stored features, or the fine-tuned encoders' now
+        ce_v = F.cross_entropy(net.classify(net.voice(xv)), data.yv, reduction="none")
+        ce_f = F.cross_entropy(net.classify(net.face(xf)), data.yf, reduction="none")
         M = data.n_identities
         mean_v = torch.zeros(M, device=ce_v.device).index_add_(0, data.yv, ce_v) / torch.bincount(data.yv, minlength=M)
         mean_f = torch.zeros(M, device=ce_f.device).index_add_(0, data.yf, ce_f) / torch.bincount(data.yf, minlength=M)
-        net.train()
+        train_mode(net)  # the encoders' batch norms stay as pre-trained
         return (mean_v + mean_f).cpu().numpy()
 
     def _reweighting_stage(self, net, data: TrainingData, gen: torch.Generator) -> IdentityReweighting:
@@ -289,13 +291,14 @@ class SSSEmbedding(EmbeddingMethod):
         rw = IdentityReweighting(self.identity_hardness(net, data), beta=float(self.hardness_beta),
                                  alpha=float(self.alpha), k=k, init_fraction=float(self.init_fraction),
                                  keep=float(self.keep))
-        opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
-        net.train()
+        opt = self._optimizer(net)
+        train_mode(net)  # the encoders' batch norms stay as pre-trained
         step, losses = 0, []
         while not rw.done:
             for batch in epoch_batches(data, int(self.batch_size), gen):
                 if rw.done:
                     break
+                batch = finetune_batch(net, batch, data)  # fine-tuning: features through the encoders
                 per, implicit = self._per_sample(net, batch)
                 rw.observe(batch.y.cpu().numpy(), implicit.detach().cpu().numpy())  # eq. (6)
                 step += 1

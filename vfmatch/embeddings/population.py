@@ -15,6 +15,15 @@ compute their features of every item once (cached by
 :func:`vfmatch.features.population_features`), fit the method on the
 training items, embed the held-out items.
 
+With ``finetune_encoders=True`` (a parameter of every method) the trainable
+encoders are not frozen after their identity training: the method trains
+them further, end to end with its heads, on the training items' raw media
+(:mod:`vfmatch.embeddings.finetune`), and the held-out items are encoded by
+the fine-tuned copies (``EmbeddingResult.encoder_objects``)::
+
+    res = fit_population("contrastive", train, test, voice_encoder="speaker-cnn", face_encoder="face-cnn",
+                         finetune_encoders=True, encoder_lr=2e-4)
+
 Book chapter: ``book/10_learned_embeddings.ipynb``.
 """
 
@@ -27,6 +36,7 @@ import numpy as np
 
 from ..features import create_encoder, population_features, population_items
 from .base import EmbeddingMethod
+from .finetune import finetune_inputs
 from .registry import create_embedding_method
 from .tables import population_table
 
@@ -57,6 +67,8 @@ class EmbeddingResult:
     voice_gender, face_gender : gender of every row (None if the population has none)
     encoders : ``{"voice": name, "face": name}``
     seconds : wall time of ``{"encoders", "features", "train", "embed"}``
+    encoder_objects : ``{"voice": Encoder, "face": Encoder}`` that make the heads' inputs:
+        the (pre-trained, frozen) encoders, or the fine-tuned ones with ``finetune_encoders``
     """
 
     method: EmbeddingMethod
@@ -78,7 +90,7 @@ class EmbeddingResult:
     def embed(self, population, *, progress: bool = False, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings ``(voices (n_clips, D), faces (n_faces, D))`` of another population, e.g. another
         role of the job (the hybrid matcher needs the "matcher" and "threshold" people), with the same
-        frozen encoders and imputation."""
+        encoders (frozen, or as fine-tuned) and imputation."""
         out = []
         for modality in ("voice", "face"):
             table = population_table(self.encoder_objects[modality], population, modality, fill=self.fill[modality],
@@ -144,9 +156,12 @@ def fit_population(
         encoder to several calls to train it once; features of fixed encoders
         are cached anyway)
     reference_encoder : ``weighted_triplet`` only: the frozen face encoder F of
-        seed 001 eq. (4) (default: ``face_encoder``'s features)
+        seed 001 eq. (4) (default: ``face_encoder``'s features; pre-trained, not fine-tuned)
     seed : the method's seed (and the split's, with ``held_out=None``)
-    params : the method's parameters, e.g. ``margin=0.3`` (set on ``method`` when it is an estimator)
+    params : the method's parameters, e.g. ``margin=0.3`` (set on ``method`` when it is an estimator);
+        ``finetune_encoders=True`` trains the trainable encoders (``speaker-cnn``, ``face-cnn``) end to
+        end with the heads, starting from their identity training here (the encoders passed in are
+        not changed: the method trains copies)
 
     There is no quick setting: the cost grows with the number of training
     identities (an epoch is one pass over them), so the quick population (30
@@ -174,22 +189,30 @@ def fit_population(
     seconds["encoders"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    # Fine-tuning: the raw training inputs of each trainable encoder (the others stay frozen).
+    media = finetune_inputs(encoders, train) if method.finetune_encoders else {}
     tables, fills = {}, {}
     for modality, enc in [*encoders.items(), *([("reference", ref_enc)] if ref_enc is not None else [])]:
         kind = "face" if modality == "reference" else modality
         # What an encoder could not measure (NaN) becomes the training mean of its column.
         fills[modality] = _training_means(population_features(enc, train, progress=progress, cache=cache))
-        for role, pop in (("train", train), ("held_out", held_out)):
+        # A fine-tuned modality's held-out features come from the fine-tuned encoder, after training.
+        roles = (("train", train),) if modality in media else (("train", train), ("held_out", held_out))
+        for role, pop in roles:
             tables[role, modality] = population_table(enc, pop, kind, fill=fills[modality], progress=progress,
                                                       cache=cache)
     reference = tables["train", "reference"].features if ref_enc is not None else None
     seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    method.fit(tables["train", "voice"], tables["train", "face"], face_reference=reference)
+    method.fit(tables["train", "voice"], tables["train", "face"], face_reference=reference, media=media)
     seconds["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    for modality in media:
+        encoders[modality] = method.finetuned_encoders_[modality]
+        tables["held_out", modality] = population_table(encoders[modality], held_out, modality, fill=fills[modality],
+                                                        progress=progress, cache=cache)
     v = method.transform_voices(tables["held_out", "voice"])
     f = method.transform_faces(tables["held_out", "face"])
     seconds["embed"] = time.perf_counter() - t0

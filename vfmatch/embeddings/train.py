@@ -40,7 +40,10 @@ class TrainingData:
 
     ``xv`` (n_voices, d_v), ``xf`` (n_faces, d_f): features; ``yv``, ``yf``:
     identity codes (index into ``classes``); ``ref``: optional (n_faces, d_r)
-    face features under a frozen reference encoder F (weighted triplet)."""
+    face features under a frozen reference encoder F (weighted triplet).
+    Fine-tuning only: ``media`` ``{modality: EncoderInputs}``, the raw inputs of
+    the modalities whose encoders learn (rows as in ``xv`` / ``xf``), and
+    ``media_rng``, the seeded generator of their random crops and flips."""
 
     xv: torch.Tensor
     xf: torch.Tensor
@@ -50,10 +53,13 @@ class TrainingData:
     ref: torch.Tensor | None = None
     v_groups: tuple = field(default=(), repr=False)  # (order, start, count) of the voices per identity
     f_groups: tuple = field(default=(), repr=False)  # the same for the faces
+    media: dict = field(default_factory=dict, repr=False)
+    media_rng: np.random.Generator | None = field(default=None, repr=False)
 
     @classmethod
     def from_tables(cls, voice: FeatureTable, face: FeatureTable, classes: np.ndarray, device: str,
-                    face_reference: np.ndarray | None = None) -> "TrainingData":
+                    face_reference: np.ndarray | None = None, media: dict | None = None,
+                    media_rng: np.random.Generator | None = None) -> "TrainingData":
         index = {c: i for i, c in enumerate(classes)}
         yv = np.array([index[s] for s in voice.labels], dtype=np.int64)
         yf = np.array([index[s] for s in face.labels], dtype=np.int64)
@@ -62,7 +68,7 @@ class TrainingData:
             ref = torch.as_tensor(np.asarray(face_reference, dtype=np.float32), device=device)
         return cls(torch.as_tensor(voice.features, device=device), torch.as_tensor(face.features, device=device),
                    torch.as_tensor(yv, device=device), torch.as_tensor(yf, device=device), np.asarray(classes), ref,
-                   _csr(yv, len(classes)), _csr(yf, len(classes)))
+                   _csr(yv, len(classes)), _csr(yf, len(classes)), dict(media or {}), media_rng)
 
     @property
     def n_identities(self) -> int:

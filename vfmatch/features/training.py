@@ -62,6 +62,21 @@ class IdentityNetEncoder(Encoder):
         )
         return super().fit(items, speakers)
 
+    def training_inputs(self, items, *, landmarks=None):
+        """What the net learns from, computed once: checked ``items`` turned into log-Mel spectrograms
+        (a list of (n_mels, n_frames_i), dB) or aligned faces ((n, 3, size, size) in [0, 1]).
+
+        Public for end-to-end fine-tuning (:mod:`vfmatch.embeddings.finetune`), which trains
+        ``self.net`` further on :meth:`training_batch` of these."""
+        items, landmarks = self.check_items(items, landmarks)
+        return self._training_inputs(items, landmarks)
+
+    def training_batch(self, inputs, indices: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """One augmented net input per index of ``inputs`` (:meth:`training_inputs`), as ``fit`` draws them:
+        a random ``crop_frames`` crop of each spectrogram (B, n_mels, crop_frames), or each face flipped
+        and shifted (B, 3, size, size); scaled as ``encode`` scales its inputs."""
+        return self._augmented_batch(inputs, np.asarray(indices), rng)
+
     def _training_inputs(self, items, landmarks):
         raise NotImplementedError
 
