@@ -120,3 +120,21 @@ def test_precomputed_features_cannot_be_finetuned(setup):
                        face_encoder=create_encoder("face", "thumbnail", size=8), finetune_encoders=True, epochs=1)
     with pytest.raises(ValueError, match="encoder_lr"):
         create_embedding_method("triplet", encoder_lr=0.0).fit(voice, face)
+
+
+def test_saved_run_method_keeps_trained_encoder_weights(setup, tmp_path):
+    """`vfmatch run`'s save_methods keeps a trained / fine-tuned encoder's weights (not a fresh,
+    untrained encoder of the same name), so the saved method scores new clips as it did."""
+    from vfmatch.job.methods import MethodScores, embedding_scores_from_voices, load_saved_embedding, save_methods
+
+    splits, voice, face = setup
+    test = splits.test
+    res = fit_population("triplet", splits.train, test, voice_encoder=voice, face_encoder=face, epochs=2,
+                         finetune_encoders=True, **FAST)
+    S = res.similarity()
+    save_methods({"triplet": MethodScores("triplet", S, 0.0, model=res)}, tmp_path)
+    _, encoders, _ = load_saved_embedding(tmp_path / "methods" / "triplet")
+    for m, enc in encoders.items():
+        assert same(state(enc), state(res.encoder_objects[m])), m
+    again = embedding_scores_from_voices(tmp_path / "methods" / "triplet", test)(test.audios())
+    np.testing.assert_allclose(again, S, atol=1e-5)

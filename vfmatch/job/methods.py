@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from ..embeddings import DEFAULT_ENCODERS, EmbeddingResult, fit_population, list_embedding_methods, load_method
 from ..features import create_encoder, population_items
@@ -324,10 +325,19 @@ def save_methods(scores: dict[str, MethodScores], folder) -> dict[str, Path]:
     for name, ms in scores.items():
         if isinstance(ms.model, EmbeddingResult):
             saved[name] = ms.model.method.save(folder / "methods" / name)
-            # What the heads read: the (frozen, untrained) encoders by registry name and
-            # the training means that stand in for unmeasurable features.
-            inputs = {"encoders": ms.model.encoders, "fill": {k: v.tolist() for k, v in ms.model.fill.items()}}
-            (saved[name] / "inputs.json").write_text(json.dumps(inputs))
+            # What the heads read: the encoders (registry name and configuration; the weights
+            # too when they were trained, e.g. speaker-cnn, or fine-tuned) and the training
+            # means that stand in for unmeasurable features.
+            inputs = {"encoders": ms.model.encoders, "fill": {k: v.tolist() for k, v in ms.model.fill.items()},
+                      "encoder_configs": {}, "encoder_weights": {}}
+            for modality, encoder in ms.model.encoder_objects.items():
+                inputs["encoder_configs"][modality] = encoder.config()
+                if encoder.saves_weights:
+                    weights = f"encoder_{modality}.safetensors"
+                    save_torch({k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()},
+                               str(saved[name] / weights))
+                    inputs["encoder_weights"][modality] = weights
+            (saved[name] / "inputs.json").write_text(json.dumps(to_jsonable(inputs)))
         elif name == "hybrid":
             saved[name] = ms.model.save(folder / "hybrid_matcher")
     return saved
@@ -335,14 +345,22 @@ def save_methods(scores: dict[str, MethodScores], folder) -> dict[str, Path]:
 
 def load_saved_embedding(folder):
     """A method saved by :func:`save_methods`: ``(method, {"voice": encoder, "face": encoder}, fill)``,
-    the encoders rebuilt by registry name, ``fill`` the training means put in for
+    the encoders rebuilt from their registry name and configuration (with their saved
+    weights when they were trained or fine-tuned), ``fill`` the training means put in for
     unmeasurable features. FileNotFoundError names a missing ``inputs.json``."""
     folder = Path(folder)
     inputs_path = folder / "inputs.json"
     if not inputs_path.exists():
         raise FileNotFoundError(f"{folder}: no inputs.json (saved by vfmatch run's save_methods, with the encoders' names)")
     inputs = json.loads(inputs_path.read_text())
-    encoders = {m: create_encoder(m, inputs["encoders"][m]) for m in ("voice", "face")}
+    encoders = {}
+    for m in ("voice", "face"):
+        config = inputs.get("encoder_configs", {}).get(m, {"name": inputs["encoders"][m], "kwargs": {}})
+        encoders[m] = create_encoder(m, config["name"], **config["kwargs"])
+        weights = inputs.get("encoder_weights", {}).get(m)
+        if weights:  # a trained (or fine-tuned) encoder: its weights, not a fresh one
+            encoders[m].load_state_dict(load_torch(str(folder / weights)))
+            encoders[m].is_fitted = True
     fill = {m: np.asarray(v, dtype=np.float32) for m, v in inputs["fill"].items()}
     return load_method(folder), encoders, fill
 
