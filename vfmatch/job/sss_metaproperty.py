@@ -136,7 +136,19 @@ def _training_pairs(voice_labels: np.ndarray, face_labels: np.ndarray, rng) -> t
     return np.r_[np.arange(n), np.arange(n)], np.r_[own, other], np.r_[np.ones(n), np.zeros(n)].astype(np.int64)
 
 
-class LabelMatcher:
+class _LabelClassifiersParams:
+    """The parameters both matchers share (scikit-learn style: keyword arguments, stored as given)."""
+
+    def __init__(self, *, labels=SSS_LABELS, C: float = 1.0, seed: int = 0):
+        self.labels = labels
+        self.C = C
+        self.seed = seed
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"labels": self.labels, "C": self.C, "seed": self.seed}
+
+
+class LabelMatcher(_LabelClassifiersParams):
     """Metaproperty matching on labelled identities: the patent's method with the
     labels a corpus has (for VoxCeleb1: gender and nationality).
 
@@ -155,14 +167,6 @@ class LabelMatcher:
     C : inverse regularisation of the classifiers
     seed : the split of the training identities and the sampled training pairs
     """
-
-    def __init__(self, *, labels=SSS_LABELS, C: float = 1.0, seed: int = 0):
-        self.labels = labels
-        self.C = C
-        self.seed = seed
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"labels": self.labels, "C": self.C, "seed": self.seed}
 
     def fit(self, voice: FeatureTable, face: FeatureTable, identities: pd.DataFrame) -> "LabelMatcher":
         """Fit on the training tables; ``identities`` has ``speaker_id`` and the label columns."""
@@ -195,7 +199,7 @@ class LabelMatcher:
         return score
 
 
-class PretrainedLabelMatcher:
+class PretrainedLabelMatcher(_LabelClassifiersParams):
     """The patent's matcher on pretrained models' metaproperties plus the metadata's labels.
 
     Parameters
@@ -218,14 +222,6 @@ class PretrainedLabelMatcher:
     ``columns_`` (every table column, in the matcher's order), ``matcher_``,
     ``weights_`` (column -> weight).
     """
-
-    def __init__(self, *, labels=SSS_LABELS, C: float = 1.0, seed: int = 0):
-        self.labels = labels
-        self.C = C
-        self.seed = seed
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"labels": self.labels, "C": self.C, "seed": self.seed}
 
     def fit(self, voice: FeatureTable, face: FeatureTable, identities: pd.DataFrame,
             voice_models: Mapping[str, np.ndarray], face_models: Mapping[str, np.ndarray]) -> "PretrainedLabelMatcher":
