@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -100,6 +101,10 @@ def parallel_map(fn, items, *, show_progress: bool = False, desc: str = "", min_
     if jobs <= 1 or len(items) < min_items:
         return [_one_thread_call(fn, x) for x in progress(items, show_progress, desc, len(items))]
     from joblib import Parallel, delayed  # deferred: only long work starts workers
+
+    # joblib's workers restart themselves when their memory has grown by 300 MB (a trained
+    # network's buffers do that); the job is run by the new worker, so the warning is noise.
+    warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
 
     calls = Parallel(n_jobs=jobs, return_as="generator", batch_size="auto")(delayed(_one_thread_call)(fn, x) for x in items)
     return list(progress(calls, show_progress, desc, len(items)))
