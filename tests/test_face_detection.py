@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vfmatch.data.faces import align_photo, align_photos, detect_faces, read_photo
+from vfmatch.data.faces import NoFaceError, align_photo, align_photos, detect_faces, read_photo
 from vfmatch.data.preprocess import ARCFACE_TEMPLATE
 from vfmatch.fusion.reconstruct import fuse_faces
 
@@ -84,11 +84,11 @@ def test_a_photo_without_a_face_is_a_clear_error(tmp_path):
 
     flat = tmp_path / "grey.png"
     Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(flat)
-    with pytest.raises(ValueError, match="grey.png: no face found"):
+    with pytest.raises(NoFaceError, match="grey.png: no face found"):  # a ValueError
         align_photo(flat)
     cup = data.coffee()  # a cup of coffee on a table
     assert detect_faces(cup) == []
-    with pytest.raises(ValueError, match="coffee.jpg: no face found"):
+    with pytest.raises(NoFaceError, match="coffee.jpg: no face found"):
         align_photo(cup, path="coffee.jpg")
 
 

@@ -56,7 +56,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .preprocess import ARCFACE_SIZE, ARCFACE_TEMPLATE, align_face, similarity_transform, transform_landmarks
 
-__all__ = ["DetectedFace", "AlignedPhoto", "read_photo", "detect_faces", "align_photo", "align_photos", "FACE_POINTS_68"]
+__all__ = ["NoFaceError", "DetectedFace", "AlignedPhoto", "read_photo", "detect_faces", "align_photo", "align_photos", "FACE_POINTS_68"]
 
 # Where the package's five landmarks are in dlib's 68-point layout (iBUG 300-W numbering).
 FACE_POINTS_68 = {
@@ -70,6 +70,11 @@ FACE_POINTS_68 = {
 _EXTRA_68 = np.array([i for i in range(68) if i not in (30, 48, 54)])
 CHOICES = ("largest", "error")
 _INSTALL = 'face detection needs the "faces" extra: pip install "vfmatch[faces]" (dlib-bin and face-recognition-models)'
+
+
+class NoFaceError(ValueError):
+    """A photo in which the detector finds no face (a ``ValueError`` naming the file), so callers
+    that skip such photos (the SSS recipe) tell them apart from every other bad input."""
 
 
 class DetectedFace(NamedTuple):
@@ -229,7 +234,8 @@ def align_photo(
 
     Raises
     ------
-    ValueError naming the file: no face found; several faces with ``choose="error"``.
+    :class:`NoFaceError` (a ValueError) naming the file when no face is found; ValueError
+    for several faces with ``choose="error"``.
     """
     if choose not in CHOICES:
         raise ValueError(f"choose must be one of {CHOICES}, got {choose!r}")
@@ -238,7 +244,7 @@ def align_photo(
     img, name = read_photo(image_or_path, path=path)
     faces = detect_faces(img, upsample=upsample, min_score=min_score)
     if not faces:
-        raise ValueError(f"{name}: no face found (the detector looks for roughly frontal faces at least about "
+        raise NoFaceError(f"{name}: no face found (the detector looks for roughly frontal faces at least about "
                          f"{80 >> int(upsample)} pixels wide; try upsample={int(upsample) + 1} for smaller faces)")
     if len(faces) > 1 and choose == "error":
         raise ValueError(f"{name}: {len(faces)} faces found and choose='error'; crop the photo to one face "

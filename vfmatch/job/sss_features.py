@@ -52,7 +52,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from ..data.faces import align_photo
+from ..data.faces import NoFaceError, align_photo
 from ..data.media import CANVAS_ZOOM, conform_voice, read_audio, read_image
 from ..data.population import SAMPLE_RATE
 from ..utils import progress as progress_bar
@@ -101,7 +101,7 @@ def face_item(file, *, image_size: int = 128, align: bool = True) -> np.ndarray 
         return np.asarray(Image.fromarray(img).resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
     try:
         return align_photo(img, path=str(file), size=image_size, zoom=CANVAS_ZOOM).image
-    except ValueError:  # the image is read already: the only failure left is "no face found"
+    except NoFaceError:  # any other failure (an unreadable file, bad geometry) stays an error
         log.info("%s: no face found by the detector; left out", file)
         return None
 
