@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_main_job.py --quick         # the quick setting
     python benchmarks/bench_main_job.py --identities 120 --warm-only
     python benchmarks/bench_main_job.py --extractors fast     # logistic regression instead of the vision transformers
+    python benchmarks/bench_main_job.py --keep REPORT         # also keep the cold run's report (metrics.json, ...) in REPORT
 
 Prints, from one run of this script:
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -45,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extractors", default="default", choices=["fast", "default"],
                     help="extractor preset of the run (default: the main job's 'default')")
+    ap.add_argument("--keep", default=None, metavar="FOLDER",
+                    help="copy the first run's report (that of vfmatch run --seed S --out FOLDER) to FOLDER")
     args = ap.parse_args(argv)
 
     from vfmatch.job.prepare import RunConfig
@@ -53,10 +57,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.warm_only:
             os.environ["VFMATCH_CACHE"] = str(Path(tmp) / "cache")  # cold: nothing cached yet
-        for label in (["warm"] if args.warm_only else ["cold", "warm"]):
+        labels = ["warm"] if args.warm_only else ["cold", "warm"]
+        for label in labels:
             cfg = RunConfig(identities=args.identities, quick=args.quick, seed=args.seed, extractors=args.extractors,
                             out=str(Path(tmp) / f"report_{label}"), progress=False)
             runs[label] = timed_run(cfg)
+            if args.keep and label == labels[0]:
+                shutil.copytree(cfg.out, args.keep, dirs_exist_ok=True)
 
         print(f"vfmatch run (--extractors {args.extractors}), {runs['warm']['metrics']['population']['description']}")
         print(f"device: {runs['warm']['metrics']['device']}, CPU threads: {os.cpu_count()}")

@@ -17,10 +17,15 @@ them (``vfmatch run --extractors`` offers these names).
   what goes with it (accent and mother tongue go with ethnicity), so the voice
   ViT also learns ethnicity, accent and mother tongue as auxiliary targets
   (weighted 2:1 against skin tone) and three such networks (seeds 0, 1, 2) are
-  averaged. Measured on held-out people of simulated populations: one ViT
-  trained on skin tone alone scored 0.19-0.25 balanced accuracy (chance 1/6)
-  and moved by +-0.04 with its seed; this ensemble scored 0.23-0.32 on three
-  populations.
+  averaged. Each sees windows of 128 frames (2.6 s) for 40 epochs. Measured on
+  held-out people of simulated populations: one ViT trained on skin tone alone
+  scored 0.19-0.25 balanced accuracy (chance 1/6) and moved by +-0.04 with its
+  seed; an ensemble of three on 256-frame windows for 60 epochs scored
+  0.23-0.32 on three populations. With
+  ``benchmarks/tune_voice_vit.py`` on the populations of seeds 10 and 11, the
+  ensemble on 128-frame windows for 40 epochs scored 0.249 and 0.282 against
+  0.248 and 0.276 on 256-frame windows for 60 epochs, training in 30-33 s
+  instead of 100-112 s on two CPU cores.
 * everything else: logistic regression, which on held-out people scored as well
   as or better than the MLP (the patent's suggestion for age) and the SVM, and
   is fast. Voice age and weight read the 19 pitch/formant/voice-quality
@@ -108,7 +113,7 @@ _VOICE_SPECTRUM = _spec("f0-formants+logmel-stats", {}, "logistic", {"C": 0.1, "
 _FACE_VEC = _spec("thumbnail+ita+colours", {}, "logistic", {"C": 0.05})
 _FACE_COLOURS = _spec("ita+colours", {}, "logistic", {"C": 0.1})
 _SMALL_VIT = {"embed_dim": 32, "num_heads": 2, "depth": 2, "pool": "avg", "lr": 3e-3}
-_VOICE_VIT = _spec("logmel", {"hop_length": 320, "n_fft": 640}, "vit", {**_SMALL_VIT, "patch_size": (64, 4), "window": 256, "epochs": 60, "n_models": 3, "aux_weight": 2.0},
+_VOICE_VIT = _spec("logmel", {"hop_length": 320, "n_fft": 640}, "vit", {**_SMALL_VIT, "patch_size": (64, 4), "window": 128, "epochs": 40, "n_models": 3, "aux_weight": 2.0},
                    auxiliary=("ethnicity", "accent", "mother_tongue"))
 _FACE_VIT = _spec("pixels", {"size": 64}, "vit", {**_SMALL_VIT, "patch_size": 8, "epochs": 25})
 

@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
+from ..utils import parallel_map
 
 __all__ = ["render_faces", "face_parameters", "render_from_parameters", "SKIN_RGB", "ETHNIC_SHAPE", "LANDMARK_NAMES"]
 
@@ -259,14 +260,19 @@ def render_from_parameters(p: dict[str, np.ndarray], image_size: int = 112, prog
     if int(image_size) < 32:
         raise ValueError(f"image_size must be at least 32 pixels, got {image_size}")
     n = len(p["yaw"])
-    images = np.empty((n, image_size, image_size, 3), np.uint8)
-    landmarks = np.empty((n, 5, 2), np.float32)
-    with tqdm(total=n, desc="rendering faces", unit="face", disable=not progress) as bar:
-        for s in range(0, n, _CHUNK):
-            part = {k: v[s : s + _CHUNK] for k, v in p.items()}
-            images[s : s + _CHUNK], landmarks[s : s + _CHUNK] = _render_batch(part, int(image_size))
-            bar.update(len(part["yaw"]))
-    return images, landmarks
+    # Batches of _CHUNK images, on every core (vfmatch.utils.parallel_map). A batch's
+    # drawing windows depend on its images only, so the pixels are those of a loop here.
+    parts = [({k: v[s : s + _CHUNK] for k, v in p.items()}, int(image_size)) for s in range(0, n, _CHUNK)]
+    rendered = parallel_map(_render_part, parts, show_progress=progress, desc="rendering faces", min_items=16)
+    if not rendered:
+        return np.empty((0, image_size, image_size, 3), np.uint8), np.empty((0, 5, 2), np.float32)
+    return np.concatenate([im for im, _ in rendered]), np.concatenate([lm for _, lm in rendered])
+
+
+def _render_part(job):
+    """One batch for :func:`parallel_map`: ``(parameters, image_size) -> (images, landmarks)``."""
+    part, image_size = job
+    return _render_batch(part, image_size)
 
 
 def _render_batch(p, H):
