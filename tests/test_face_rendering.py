@@ -63,6 +63,20 @@ def test_deterministic_and_seed_dependent(batch):
     assert not np.allclose(meta["yaw"], meta3["yaw"])
 
 
+def test_worker_processes_render_the_same_pixels(monkeypatch):
+    # render_from_parameters spreads its fixed batches over VFMATCH_JOBS workers:
+    # 128 images are enough batches to start them, and no pixel may depend on it.
+    traits = draw_identities(32, seed=4)
+    out = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("VFMATCH_JOBS", jobs)
+        images, meta = render_faces(traits, 4, seed=4, image_size=48)
+        out[jobs] = images, np.stack(meta["landmarks"])
+    assert out["1"][0].shape == (128, 48, 48, 3)
+    np.testing.assert_array_equal(out["1"][0], out["2"][0])
+    np.testing.assert_array_equal(out["1"][1], out["2"][1])
+
+
 def test_a_person_keeps_their_face_when_others_are_added(batch):
     traits, images, meta = batch
     few, meta_few = render_faces(traits.iloc[:5], 3, seed=7)
