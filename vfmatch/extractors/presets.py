@@ -24,8 +24,8 @@ them (``vfmatch run --extractors`` offers these names).
   0.23-0.32 on three populations. With
   ``benchmarks/tune_voice_vit.py`` on the populations of seeds 10 and 11, the
   ensemble on 128-frame windows for 40 epochs scored 0.249 and 0.282 against
-  0.248 and 0.276 on 256-frame windows for 60 epochs, training in 30-33 s
-  instead of 100-112 s on two CPU cores.
+  0.248 and 0.276 on 256-frame windows for 60 epochs; in a cold ``vfmatch run``
+  (seed 0, two CPU cores) the ensemble's fit took 60 s instead of 135 s.
 * everything else: logistic regression, which on held-out people scored as well
   as or better than the MLP (the patent's suggestion for age) and the SVM, and
   is fast. Voice age and weight read the 19 pitch/formant/voice-quality
